@@ -1,0 +1,3 @@
+from binfmtctl.cli import main
+
+main()

@@ -1,0 +1,435 @@
+"""The live table: the only module that reads or writes a binfmt_misc mount.
+
+:class:`BinfmtMisc` is bound to a mount path (tests and ``binfmtctl sandbox``
+point it at a private instance). It tells the mount states apart, lists
+entries in kernel match order, writes ``register`` / ``0`` / ``1`` / ``-1``
+with one ``write()`` each, re-reads after every write to check the kernel
+stored what was meant, and turns each errno into a cause and a fix.
+
+Kernel match order: the kernel tries the newest entry first. Each new entry's
+dentry is added at the head of the directory's child list, and readdir walks
+that list from the head, so ``os.listdir`` returns entries newest first
+(``register`` and ``status``, created at mount time, come last).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import fcntl
+import json
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
+from binfmtctl.errors import BinfmtctlError
+from binfmtctl.rules import KernelProfile, validate
+
+DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
+DEFAULT_STATE_DIR = "/run/binfmtctl"
+CONTROL_FILES = ("register", "status")
+
+
+class KernelRefused(BinfmtctlError):
+    """A write the kernel refused; ``errno`` is its name (EINVAL, EEXIST, ...)."""
+
+    def __init__(self, message: str, *, errno: str, fix: str | None = None) -> None:
+        self.errno = errno
+        super().__init__(message, fix=fix)
+
+
+class NotMounted(BinfmtctlError):
+    pass
+
+
+class VerifyFailed(BinfmtctlError):
+    pass
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MountState:
+    """``state`` is one of: mounted, automount (systemd autofs not yet triggered),
+    not-mounted, unsupported (kernel has no binfmt_misc), missing (no such directory)."""
+
+    state: str
+    path: str
+    read_only: bool = False
+    options: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"state": self.state, "path": self.path, "read_only": self.read_only}
+
+
+def _unescape_mountinfo(s: str) -> str:
+    return (
+        s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    )
+
+
+def parse_mountinfo(text: str, path: str) -> tuple[str, str] | None:
+    """(fstype, mount options) of the top-most mount at ``path``, or None."""
+    found = None
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) < 10 or "-" not in parts:
+            continue
+        sep = parts.index("-")
+        if _unescape_mountinfo(parts[4]) != path:
+            continue
+        fstype = parts[sep + 1]
+        opts = parts[5] + "," + (parts[sep + 3] if len(parts) > sep + 3 else "")
+        found = (fstype, opts)
+    return found
+
+
+def filesystems_has_binfmt(text: str) -> bool:
+    return any(line.split()[-1:] == ["binfmt_misc"] for line in text.splitlines())
+
+
+def mount_state(
+    path: str, mountinfo: str, filesystems: str | None, path_exists: bool
+) -> MountState:
+    """Pure decision from the facts: the mount table, /proc/filesystems, the directory."""
+    top = parse_mountinfo(mountinfo, path)
+    if top is not None:
+        fstype, opts = top
+        ro = "ro" in opts.split(",")
+        if fstype == "binfmt_misc":
+            return MountState("mounted", path, ro, opts)
+        if fstype == "autofs":
+            return MountState("automount", path, ro, opts)
+    if not path_exists:
+        return MountState("missing", path)
+    if filesystems is not None and not filesystems_has_binfmt(filesystems):
+        # It may still be a loadable module: mount autoloads it (MODULE_ALIAS_FS).
+        return MountState("unsupported", path)
+    return MountState("not-mounted", path)
+
+
+def open_exec_errno(path: str) -> str | None:
+    """The errno ``open_exec()`` would give for ``path`` (what F checks at registration)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return errno_mod.errorcode.get(e.errno or 0, "ENOENT")
+    except ValueError:
+        return "EINVAL"
+    if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
+        return "EACCES"
+    try:
+        if os.statvfs(path).f_flag & os.ST_NOEXEC:
+            return "EACCES"
+    except OSError:
+        pass
+    return None
+
+
+def entry_health(entry: Entry, interp_errno: str | None) -> str:
+    """One word for ``status``: ok, disabled, interpreter-missing,
+    interpreter-not-executable, or pinned-interpreter-gone (F: works until reboot)."""
+    if interp_errno in ("ENOENT", "ENOTDIR"):
+        return "pinned-interpreter-gone" if "F" in entry.flags else "interpreter-missing"
+    if interp_errno is not None:
+        return "interpreter-not-executable"
+    if not entry.enabled:
+        return "disabled"
+    return "ok"
+
+
+# -- ownership records ---------------------------------------------------------------------------
+class OwnershipStore:
+    """What binfmtctl registered, per binfmt_misc instance, until reboot.
+
+    Lives under ``/run/binfmtctl`` (tmpfs: gone at reboot, like the entries) or
+    ``$BINFMTCTL_STATE_DIR``. Keyed by the instance's device number, so a
+    sandbox's records never mix with the host's. An entry counts as owned only
+    while its live text is still what binfmtctl registered.
+    """
+
+    def __init__(self, state_dir: str, instance: str) -> None:
+        self.dir = Path(state_dir)
+        self.path = self.dir / f"owned-{instance}.json"
+
+    def load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        owned = data.get("entries", {}) if isinstance(data, dict) else {}
+        return {str(k): str(v) for k, v in owned.items()} if isinstance(owned, dict) else {}
+
+    def save(self, owned: dict[str, str]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"entries": owned}, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise writers (concurrent installs of the same batch end as one)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield  # cannot lock (read-only state dir): proceed, the kernel still arbitrates
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+# -- the mount -----------------------------------------------------------------------------------
+class BinfmtMisc:
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        state_dir: str | None = None,
+        profile: KernelProfile | None = None,
+    ) -> None:
+        self.path = path or os.environ.get("BINFMTCTL_MOUNT") or DEFAULT_MOUNT
+        self.state_dir = state_dir or os.environ.get("BINFMTCTL_STATE_DIR") or DEFAULT_STATE_DIR
+        self.profile = profile or KernelProfile.current_default()
+
+    # -- mount state ---------------------------------------------------------
+    def mount_state(self) -> MountState:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            mountinfo = ""
+        try:
+            filesystems: str | None = Path("/proc/filesystems").read_text()
+        except OSError:
+            filesystems = None
+        st = mount_state(self.path, mountinfo, filesystems, os.path.isdir(self.path))
+        if st.state == "not-mounted" and os.path.exists(os.path.join(self.path, "register")):
+            # mountinfo may not name the path (e.g. a bind from elsewhere); the files decide
+            return MountState("mounted", self.path)
+        return st
+
+    def ensure_mounted(self, *, mount: bool = True) -> MountState:
+        """Trigger an automount, or mount, so the table can be read. Never unmounts."""
+        st = self.mount_state()
+        if st.state == "automount":
+            with contextlib.suppress(OSError):
+                os.listdir(self.path)  # the first access triggers systemd's automount
+            st = self.mount_state()
+        if st.state == "mounted":
+            return st
+        if st.state == "unsupported":
+            raise NotMounted(
+                "this kernel has no binfmt_misc (not in /proc/filesystems)",
+                fix="load the module (modprobe binfmt_misc) or use a kernel built with CONFIG_BINFMT_MISC",
+            )
+        if st.state == "missing":
+            raise NotMounted(
+                f"{self.path} does not exist",
+                fix="is /proc mounted? inside a container, /proc/sys may be hidden; run on the host",
+            )
+        if not mount:
+            raise NotMounted(
+                f"binfmt_misc is not mounted at {self.path}",
+                fix=f"mount -t binfmt_misc binfmt_misc {self.path}  (binfmtctl mounts it itself when it writes)",
+            )
+        proc = subprocess.run(
+            ["mount", "-t", "binfmt_misc", "binfmt_misc", self.path],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise NotMounted(
+                f"binfmt_misc is not mounted at {self.path} and mounting it failed: {proc.stderr.strip()}",
+                fix=self._privilege_fix(),
+            )
+        return self.mount_state()
+
+    def _privilege_fix(self) -> str:
+        if os.geteuid() != 0:
+            return "run as root (sudo binfmtctl ...), or use `binfmtctl run` for a private table without root (Linux >= 6.7)"
+        if not os.access("/proc/sys", os.W_OK):
+            return "/proc/sys is read-only here (a container?): register from the host, or run the container with --privileged"
+        return "this process lacks CAP_SYS_ADMIN or a security module denies it (a container?): register from the host"
+
+    def instance_id(self) -> str:
+        try:
+            return f"{os.stat(self.path).st_dev:x}"
+        except OSError:
+            return "unknown"
+
+    def ownership(self) -> OwnershipStore:
+        return OwnershipStore(self.state_dir, self.instance_id())
+
+    # -- reading ---------------------------------------------------------------
+    def _p(self, name: str) -> bytes:
+        return os.fsencode(self.path) + b"/" + os.fsencode(name)
+
+    def enabled(self) -> bool:
+        with open(self._p("status"), "rb") as f:
+            return f.read().strip() == b"enabled"
+
+    def names(self) -> list[str]:
+        """Entry names in kernel match order (newest first)."""
+        return [
+            os.fsdecode(n)
+            for n in os.listdir(os.fsencode(self.path))
+            if os.fsdecode(n) not in CONTROL_FILES
+        ]
+
+    def read(self, name: str) -> Entry | None:
+        try:
+            with open(self._p(name), "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        return parse_entry_file(name, text)
+
+    def entries(self) -> list[Entry]:
+        """Every live entry, newest first (the order the kernel tries them)."""
+        out = []
+        for n in self.names():
+            try:
+                e = self.read(n)
+            except (OSError, EntryParseError):
+                continue  # removed meanwhile, or a format this version cannot read
+            if e is not None:
+                out.append(e)
+        return out
+
+    def owned(self) -> dict[str, str]:
+        """name -> kernel_view of entries binfmtctl registered that are still as it left them."""
+        store = self.ownership().load()
+        live: dict[str, str] = {}
+        for name, view in store.items():
+            e = self.read(name)
+            if e is not None and kernel_view(replace(e, enabled=True)) == view:
+                live[name] = view
+        return live
+
+    # -- writing ---------------------------------------------------------------
+    def _write(self, name: str, data: bytes) -> None:
+        fd = os.open(self._p(name), os.O_WRONLY)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def _explain_open_failure(self, e: OSError, what: str) -> KernelRefused:
+        name = errno_mod.errorcode.get(e.errno or 0, str(e.errno))
+        if e.errno == errno_mod.ENOENT:
+            return KernelRefused(
+                f"{what}: {self.path} has no such file (binfmt_misc not mounted?)",
+                errno=name,
+                fix=f"binfmtctl status  (mounts it), or mount -t binfmt_misc binfmt_misc {self.path}",
+            )
+        if e.errno in (errno_mod.EACCES, errno_mod.EPERM):
+            return KernelRefused(
+                f"{what}: permission denied ({name})", errno=name, fix=self._privilege_fix()
+            )
+        if e.errno == errno_mod.EROFS:
+            return KernelRefused(
+                f"{what}: {self.path} is mounted read-only",
+                errno=name,
+                fix="inside a container /proc/sys is read-only: register from the host (or a --privileged container)",
+            )
+        return KernelRefused(f"{what}: {e.strerror} ({name})", errno=name)
+
+    def register(self, entry: Entry, *, raw: bytes | None = None) -> Entry:
+        """Write one registration, then re-read it and check the kernel stored ``entry``."""
+        data = (raw if raw is not None else render_register(entry)) + b"\n"
+        try:
+            fd = os.open(self._p("register"), os.O_WRONLY)
+        except OSError as e:
+            raise self._explain_open_failure(e, f"cannot register {entry.name!r}") from None
+        try:
+            os.write(fd, data)
+        except OSError as e:
+            raise self._explain_register_error(entry, data, e) from None
+        finally:
+            os.close(fd)
+        got = self.read(entry.name)
+        want = kernel_view(entry)
+        if got is None or kernel_view(got) != want:
+            raise VerifyFailed(
+                f"registered {entry.name!r} but the kernel shows "
+                + ("nothing" if got is None else repr(kernel_view(got)))
+                + f" instead of {want!r}",
+                fix="another process may have changed the table at the same time; run binfmtctl status",
+            )
+        return got
+
+    def _explain_register_error(self, entry: Entry, data: bytes, e: OSError) -> KernelRefused:
+        name = errno_mod.errorcode.get(e.errno or 0, str(e.errno))
+        verdict = validate(
+            data, self.profile, existing_names=self.names(), exec_check=open_exec_errno
+        )
+        matching = [
+            p for p in verdict.problems if p.is_error and (p.errno == name or name == "EINVAL")
+        ]
+        if matching:
+            p = matching[0]
+            return KernelRefused(
+                f"the kernel refused {entry.name!r} ({name}): {p.field}: {p.message}",
+                errno=name,
+                fix=p.fix,
+            )
+        if e.errno == errno_mod.EEXIST:
+            return KernelRefused(
+                f"the kernel refused {entry.name!r}: an entry of that name exists (EEXIST)",
+                errno=name,
+                fix="use --replace, or remove it first",
+            )
+        if e.errno in (errno_mod.EACCES, errno_mod.EPERM):
+            return KernelRefused(
+                f"the kernel refused {entry.name!r}: permission denied ({name})",
+                errno=name,
+                fix=self._privilege_fix(),
+            )
+        return KernelRefused(
+            f"the kernel refused {entry.name!r} with {name} ({e.strerror}) although it validates for Linux {self.profile.label}",
+            errno=name,
+            fix="a security module or an older kernel may forbid it; check dmesg for binfmt_misc messages",
+        )
+
+    def _command(self, name: str, value: bytes, what: str) -> None:
+        try:
+            self._write(name, value)
+        except OSError as e:
+            if e.errno == errno_mod.ENOENT:
+                raise KernelRefused(
+                    f"{what}: no entry named {name!r}",
+                    errno="ENOENT",
+                    fix="binfmtctl status lists the entries",
+                ) from None
+            raise self._explain_open_failure(e, what) from None
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        self._command(
+            name, b"1" if enabled else b"0", f"cannot {'enable' if enabled else 'disable'} {name!r}"
+        )
+        got = self.read(name)
+        if got is None or got.enabled != enabled:
+            raise VerifyFailed(
+                f"wrote to {name!r} but it is still {'disabled' if enabled else 'enabled'}"
+            )
+
+    def remove(self, name: str) -> None:
+        if name in CONTROL_FILES:
+            raise BinfmtctlError(
+                f"refusing to write -1 to {name!r}: that would remove every entry, including other tools'"
+            )
+        self._command(name, b"-1", f"cannot remove {name!r}")
+        if self.read(name) is not None:
+            raise VerifyFailed(f"wrote -1 to {name!r} but it is still registered")
+
+    def set_global(self, enabled: bool) -> None:
+        self._command("status", b"1" if enabled else b"0", "cannot change the global state")
+        if self.enabled() != enabled:
+            raise VerifyFailed("wrote to status but the global state did not change")

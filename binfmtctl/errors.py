@@ -1,0 +1,73 @@
+"""The one exception root, exit statuses, and the Problem record.
+
+Library code raises; only the CLI prints. Every user-facing failure is a
+``BinfmtctlError`` (a ``click.ClickException``), so click prints a one-line
+``Error: ...`` and exits with the error's ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+import click
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    PROBLEMS = 1  # problems found / operation failed
+    USAGE = 2  # bad invocation or unreadable input
+
+
+class BinfmtctlError(click.ClickException):
+    """A failure a person can act on: the message names the cause and the fix."""
+
+    exit_code = ExitStatus.PROBLEMS
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        self.fix = fix
+        super().__init__(message if not fix else f"{message}\n  fix: {fix}")
+
+
+class UsageError(BinfmtctlError):
+    """Bad input given by the user (exit 2)."""
+
+    exit_code = ExitStatus.USAGE
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason the kernel would refuse (or silently mangle) a registration.
+
+    ``span`` is a half-open byte range into the register string as written
+    (the line plus its trailing newline), so a caller can point a caret at it.
+    ``errno`` is the name the kernel would return (``EINVAL``, ``EEXIST``, ...);
+    warnings (``severity == "warning"``) are accepted by the kernel and carry none.
+    """
+
+    field: str
+    message: str
+    fix: str
+    errno: str | None = "EINVAL"
+    span: tuple[int, int] | None = None
+    severity: str = "error"  # "error" or "warning"
+    rule: str = ""  # short stable identifier, e.g. "offset.range"
+    extra: dict[str, object] = dc_field(default_factory=dict)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_json(self) -> dict[str, object]:
+        d: dict[str, object] = {
+            "field": self.field,
+            "rule": self.rule,
+            "severity": self.severity,
+            "errno": self.errno,
+            "message": self.message,
+            "fix": self.fix,
+            "span": list(self.span) if self.span else None,
+        }
+        d.update(self.extra)
+        return d
