@@ -1,3 +1,3 @@
-from binfmtctl.cli import main
+from binfmtctl.cli import entry_point
 
-main()
+entry_point()

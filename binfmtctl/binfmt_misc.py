@@ -21,12 +21,13 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.plan import HOST_BINARIES, Action, PathFacts
 from binfmtctl.rules import KernelProfile, validate
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
@@ -139,6 +140,40 @@ def entry_health(entry: Entry, interp_errno: str | None) -> str:
     if not entry.enabled:
         return "disabled"
     return "ok"
+
+
+# -- host facts for the safety checks (edge) ------------------------------------------------------
+def gather_path_facts(path: str) -> list[PathFacts]:
+    """The interpreter and every parent directory (resolving symlinks). Edge helper."""
+    out: list[PathFacts] = []
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return out
+    p = real
+    while True:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            break
+        out.append(PathFacts(p, st.st_uid, st.st_mode))
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return out
+
+
+def read_host_headers(paths: Iterable[str] = HOST_BINARIES, size: int = 256) -> dict[str, bytes]:
+    """First bytes of the host's own binaries. Edge helper."""
+    out = {}
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                out[p] = f.read(size)
+        except OSError:
+            continue
+    return out
 
 
 # -- ownership records ---------------------------------------------------------------------------
@@ -433,3 +468,64 @@ class BinfmtMisc:
         self._command("status", b"1" if enabled else b"0", "cannot change the global state")
         if self.enabled() != enabled:
             raise VerifyFailed("wrote to status but the global state did not change")
+
+    # -- transactions ------------------------------------------------------------
+    def apply(self, actions: list[Action]) -> list[Action]:
+        """Carry out add/replace/remove actions in order, under the lock.
+
+        On a failure at step k, steps k-1..0 are undone (added entries removed,
+        replaced and removed ones put back) and the error is re-raised, so the
+        table's entries end as they began. Records ownership of what it registered.
+        """
+        store = self.ownership()
+        done: list[Action] = []
+        with store.lock():
+            owned = store.load()
+            try:
+                for a in actions:
+                    if a.kind == "add":
+                        self.register(a.entry)
+                    elif a.kind == "replace":
+                        assert a.old is not None
+                        self.remove(a.entry.name)
+                        done.append(Action("remove", a.old, a.old))
+                        self.register(a.entry)
+                        done[-1] = a
+                        continue
+                    elif a.kind == "remove":
+                        self.remove(a.entry.name)
+                    else:
+                        continue
+                    done.append(a)
+            except BinfmtctlError:
+                self._rollback(done)
+                raise
+            for a in done:
+                if a.kind in ("add", "replace"):
+                    owned[a.entry.name] = kernel_view(replace(a.entry, enabled=True))
+                elif a.kind == "remove":
+                    owned.pop(a.entry.name, None)
+            if done:
+                with contextlib.suppress(OSError):
+                    store.save(owned)
+        return done
+
+    def _rollback(self, done: list[Action]) -> None:
+        for a in reversed(done):
+            with contextlib.suppress(BinfmtctlError, OSError):
+                if a.kind in ("add", "replace"):
+                    self.remove(a.entry.name)
+                if a.kind in ("replace", "remove") and a.old is not None:
+                    self.register(replace(a.old, enabled=True))
+                    if not a.old.enabled:
+                        self.set_enabled(a.old.name, False)
+
+    def forget(self, names: list[str]) -> None:
+        """Drop ownership records (after a remove)."""
+        store = self.ownership()
+        owned = store.load()
+        if any(n in owned for n in names):
+            for n in names:
+                owned.pop(n, None)
+            with contextlib.suppress(OSError):
+                store.save(owned)

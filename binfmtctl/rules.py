@@ -631,9 +631,7 @@ class Verdict:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "input": os.fsdecode(self.input.rstrip(b"\n"))
-            if self.input.endswith(b"\n")
-            else os.fsdecode(self.input),
+            "input": (self.input[:-1] if self.input.endswith(b"\n") else self.input).decode("utf-8", "backslashreplace"),
             "valid": self.valid,
             "errno": self.errno,
             "problems": [p.to_json() for p in self.problems],

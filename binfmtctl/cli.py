@@ -1,0 +1,692 @@
+"""Command line: parse options, call the core, print. Nothing else lives here.
+
+Exit statuses (stable, for scripts): 0 ok; 1 problems found or an operation
+failed; 2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
+
+import click
+
+from binfmtctl import __version__
+from binfmtctl.errors import BinfmtctlError, ExitStatus, Problem, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# -- output helpers -------------------------------------------------------------------------------
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _disp(b: int) -> str:
+    if 0x20 <= b < 0x7F:
+        return chr(b)
+    return {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x00: "\\0"}.get(b, f"\\x{b:02x}")
+
+
+def caret_lines(raw: bytes, span: tuple[int, int] | None) -> list[str]:
+    """The input (non-printables escaped) and a caret line under ``span``, compiler style."""
+    shown = [_disp(b) for b in raw]
+    line = "".join(shown)
+    if span is None:
+        return [f"  {line}"]
+    start = sum(len(s) for s in shown[: span[0]])
+    width = max(1, sum(len(s) for s in shown[span[0] : span[1]]))
+    return [f"  {line}", "  " + " " * start + "^" + "~" * (width - 1)]
+
+
+def print_problem(raw: bytes | None, p: Problem) -> None:
+    tag = p.severity + (f"[{p.errno}]" if p.errno else "")
+    color = "red" if p.is_error else "yellow"
+    click.secho(f"{tag} {p.field}: {p.message}", fg=color, err=False)
+    if raw is not None and p.span is not None:
+        for line in caret_lines(raw, p.span):
+            click.echo(line)
+    click.echo(f"  fix: {p.fix}")
+
+
+def fail(message: str, fix: str | None = None, code: int = ExitStatus.PROBLEMS) -> NoReturn:
+    err = BinfmtctlError(message, fix=fix)
+    err.exit_code = code
+    raise err
+
+
+class Ctx:
+    def __init__(self, mount: str | None) -> None:
+        self.mount = mount
+
+    def bm(self, profile: Any = None) -> Any:
+        from binfmtctl.binfmt_misc import BinfmtMisc
+
+        return BinfmtMisc(self.mount, profile=profile)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def read_inputs(entries: Sequence[str], file: str | None) -> list[bytes]:
+    """Register strings from argv and/or a file (``-`` = stdin), as bytes.
+
+    Blank lines and lines starting with ``#`` or ``;`` are skipped (binfmt.d syntax).
+    """
+    out = [os.fsencode(e) for e in entries]
+    if file is not None:
+        try:
+            if file == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                with open(file, "rb") as f:
+                    data = f.read()
+        except OSError as e:
+            raise UsageError(f"cannot read {file}: {e.strerror}") from None
+        for line in data.split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line.strip() or line[:1] in (b"#", b";"):
+                continue
+            out.append(line)
+    return out
+
+
+# -- the group ------------------------------------------------------------------------------------
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="binfmtctl")
+@click.option(
+    "--mount",
+    envvar="BINFMTCTL_MOUNT",
+    default=None,
+    metavar="PATH",
+    help="binfmt_misc mount to manage [env BINFMTCTL_MOUNT; default /proc/sys/fs/binfmt_misc].",
+)
+@click.pass_context
+def main(ctx: click.Context, mount: str | None) -> None:
+    """Register, explain and persist Linux binfmt_misc entries (QEMU user-mode emulation).
+
+    \b
+    Diagnose:   validate  which  scan  doctor  status  show
+    Change:     register  enable  disable  remove  install  uninstall
+    Prove:      test  sandbox  run
+    Persist:    apply  export  import  persist
+
+    \b
+    Exit status: 0 ok, 1 problems found or an operation failed, 2 usage error.
+    Read commands take --json. Nothing is written before everything is validated,
+    and a batch that fails midway is rolled back.
+    """
+    ctx.obj = Ctx(mount)
+
+
+# -- validate -------------------------------------------------------------------------------------
+@main.command(context_settings=CONTEXT)
+@click.argument("entries", nargs=-1)
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    metavar="FILE|-",
+    help="Read register strings from FILE, one per line (- for stdin).",
+)
+@click.option(
+    "--kernel",
+    "kernel",
+    metavar="X.Y",
+    help="Judge as Linux X.Y would (default: the running kernel).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per input.")
+@pass_ctx
+def validate(
+    obj: Ctx, entries: tuple[str, ...], file: str | None, kernel: str | None, as_json: bool
+) -> None:
+    """Say whether the kernel would accept each register string, and if not why.
+
+    Each ENTRY is a register string, ':name:type:offset:magic:mask:interpreter:flags',
+    judged exactly as `echo ENTRY > /proc/sys/fs/binfmt_misc/register` would write it
+    (the string plus one newline). Errors name the field, point at the bytes, give the
+    errno the kernel would return and the fix. Warnings flag what the kernel accepts but
+    is almost surely a mistake (magic written as bare hex, a raw NUL that truncates,
+    a mask that matches other architectures).
+
+    \b
+    Examples:
+      binfmtctl validate ':qemu-arm:M::\\x7fELF\\x01::/usr/bin/qemu-arm-static:F'
+      binfmtctl validate --kernel 4.4 -f /usr/lib/binfmt.d/qemu-aarch64.conf
+      grep -h . /etc/binfmt.d/*.conf | binfmtctl validate -f - --json
+    """
+    from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.rules import KernelProfile
+    from binfmtctl.rules import validate as do_validate
+
+    try:
+        profile = KernelProfile.parse(kernel) if kernel else KernelProfile.current_default()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    inputs = read_inputs(entries, file)
+    if not inputs:
+        raise UsageError(
+            "nothing to validate: give ENTRY arguments or -f FILE",
+            fix="binfmtctl validate ':name:M::magic::/path/to/interpreter:F'",
+        )
+    existing = _live_names(obj)
+    verdicts = [
+        do_validate(raw + b"\n", profile, existing_names=existing, exec_check=open_exec_errno)
+        for raw in inputs
+    ]
+    if as_json:
+        emit_json([v.to_json() for v in verdicts])
+    else:
+        for raw, v in zip(inputs, verdicts, strict=True):
+            if v.valid:
+                n_warn = sum(1 for p in v.problems if not p.is_error)
+                click.secho(
+                    f"ok  {raw.decode('utf-8', 'backslashreplace')}"
+                    + (f"  ({n_warn} warning{'s' * (n_warn != 1)})" if n_warn else ""),
+                    fg="green" if not n_warn else "yellow",
+                )
+            else:
+                click.secho(
+                    f"INVALID ({v.errno})  {raw.decode('utf-8', 'backslashreplace')}",
+                    fg="red",
+                    bold=True,
+                )
+            for p in v.problems:
+                print_problem(raw + b"\n", p)
+            if v.valid and v.kernel_view and len(inputs) == 1:
+                click.echo("kernel would show:")
+                for line in v.kernel_view.splitlines():
+                    click.echo(f"  | {line}")
+    if not all(v.valid for v in verdicts):
+        sys.exit(ExitStatus.PROBLEMS)
+
+
+def _live_names(obj: Ctx) -> list[str]:
+    """Names in the live table if it can be read without side effects (else none)."""
+    try:
+        bm = obj.bm()
+        if bm.mount_state().state != "mounted":
+            return []
+        names: list[str] = bm.names()
+        return names
+    except OSError:
+        return []
+
+
+# -- status / show --------------------------------------------------------------------------------
+def _open_for_read(obj: Ctx) -> Any:
+    from binfmtctl.binfmt_misc import NotMounted
+
+    bm = obj.bm()
+    try:
+        bm.ensure_mounted(mount=os.geteuid() == 0)
+    except NotMounted:
+        raise
+    return bm
+
+
+def _entry_rows(bm: Any, names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    from binfmtctl.binfmt_misc import entry_health, open_exec_errno
+
+    entries = bm.entries()
+    owned = bm.owned()
+    rows = []
+    for order, e in enumerate(entries, start=1):
+        if names and e.name not in names:
+            continue
+        row = e.to_json()
+        row["order"] = order
+        row["owner"] = "binfmtctl" if e.name in owned else None
+        row["health"] = entry_health(e, open_exec_errno(e.interpreter))
+        row["kind"] = _classify(e)
+        rows.append(row)
+    return rows
+
+
+def _classify(e: Any) -> Any:
+    try:
+        from binfmtctl import table
+    except ImportError:  # pragma: no cover - table ships with the package
+        return None
+    try:
+        return table.classify(e)
+    except Exception:  # classification is best effort, never fatal
+        return None
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
+    """Show the live binfmt_misc table, in the order the kernel tries it.
+
+    The kernel tries the newest entry first: the first enabled entry that matches
+    a file runs it. For each entry: enabled, type, magic/mask or extension,
+    interpreter, flags, owner (binfmtctl if it registered it) and a one-word
+    health (ok, disabled, interpreter-missing, interpreter-not-executable,
+    pinned-interpreter-gone). Reads need no root where the table is mounted.
+    """
+    from binfmtctl.binfmt_misc import NotMounted
+
+    bm = obj.bm()
+    try:
+        st = bm.ensure_mounted(mount=os.geteuid() == 0)
+    except NotMounted as e:
+        if as_json:
+            emit_json(
+                {
+                    "mount": bm.mount_state().to_json(),
+                    "enabled": None,
+                    "entries": [],
+                    "error": e.format_message(),
+                }
+            )
+            sys.exit(ExitStatus.PROBLEMS)
+        raise
+    rows = _entry_rows(bm, names)
+    missing = [n for n in names if n not in {r["name"] for r in rows}]
+    enabled = bm.enabled()
+    if as_json:
+        emit_json(
+            {"mount": st.to_json(), "enabled": enabled, "kernel": bm.profile.label, "entries": rows}
+        )
+    else:
+        click.echo(
+            f"binfmt_misc at {bm.path}: {st.state}{' (read-only)' if st.read_only else ''}, {'enabled' if enabled else 'DISABLED (no entry is used)'}; Linux {bm.profile.label}"
+        )
+        if not rows:
+            click.echo("no entries" + (" match" if names else " registered"))
+        else:
+            click.echo(
+                f"{'#':>3}  {'NAME':<22} {'STATE':<8} {'FLAGS':<5} {'INTERPRETER':<44} {'OWNER':<9} HEALTH"
+            )
+            for r in rows:
+                click.echo(
+                    f"{r['order']:>3}  {r['name']:<22} {'enabled' if r['enabled'] else 'disabled':<8} {r['flags'] or '-':<5} {r['interpreter']:<44} {r['owner'] or '-':<9} {r['health']}"
+                )
+    if missing:
+        fail(
+            f"no entry named {', '.join(repr(n) for n in missing)}",
+            fix="binfmtctl status lists every entry",
+        )
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def show(obj: Ctx, name: str, as_json: bool) -> None:
+    """Show one entry: the kernel's own text, its register string, and what it means."""
+    from binfmtctl.entry import render_register_str
+
+    bm = _open_for_read(obj)
+    rows = _entry_rows(bm, [name])
+    if not rows:
+        fail(f"no entry named {name!r}", fix="binfmtctl status lists every entry")
+    e = bm.read(name)
+    row = rows[0]
+    row["register"] = render_register_str(e)
+    if as_json:
+        emit_json(row)
+        return
+    from binfmtctl.entry import FLAG_MEANING, kernel_view
+
+    click.echo(
+        f"{name}  (#{row['order']} in match order, owner {row['owner'] or 'unknown'}, health {row['health']})"
+    )
+    click.echo("kernel view:")
+    for line in kernel_view(e).splitlines():
+        click.echo(f"  | {line}")
+    click.echo(f"register string: {row['register']}")
+    for f in e.flags:
+        click.echo(f"  {f}: {FLAG_MEANING[f]}")
+    if row["kind"]:
+        click.echo(f"recognised as: {row['kind']}")
+
+
+# -- register / enable / disable / remove ---------------------------------------------------------
+def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
+    """Validate every input before anything is written; all errors at once."""
+    from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.rules import validate as do_validate
+
+    entries = []
+    bad = []
+    for raw in raws:
+        v = do_validate(raw + b"\n", profile, exec_check=open_exec_errno)
+        errors = [p for p in v.problems if p.is_error]
+        if errors or v.entry is None:
+            bad.append((raw, errors))
+        else:
+            entries.append(v.entry)
+    if bad:
+        for raw, errors in bad:
+            click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
+            for p in errors:
+                click.echo(f"  {p.field}: {p.message}\n  fix: {p.fix}", err=True)
+        fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
+    return entries
+
+
+def _safety(entries: Sequence[Any], force: bool) -> None:
+    from binfmtctl.binfmt_misc import gather_path_facts, read_host_headers
+    from binfmtctl.plan import credentials_problem, host_match_problem
+
+    headers = read_host_headers()
+    problems = []
+    for e in entries:
+        for p in (
+            host_match_problem(e, headers),
+            credentials_problem(e, gather_path_facts(e.interpreter)),
+        ):
+            if p is not None:
+                problems.append(p)
+    if not problems:
+        return
+    for p in problems:
+        click.secho(
+            ("warning (--force): " if force else "refused: ") + p.message,
+            fg="yellow" if force else "red",
+            err=True,
+        )
+        if not force:
+            click.echo(f"  fix: {p.fix}", err=True)
+    if not force:
+        fail(
+            "refused for the host's safety; nothing was written",
+            fix="fix the entries, or pass --force",
+        )
+
+
+def report_actions(actions: Sequence[Any], dry_run: bool) -> None:
+    from binfmtctl.entry import render_register_str
+    from binfmtctl.plan import diff_lines
+
+    verb = {
+        "add": "register",
+        "replace": "replace",
+        "keep": "unchanged",
+        "conflict": "CONFLICT",
+        "remove": "remove",
+    }
+    for a in actions:
+        prefix = "would " if dry_run and a.changes else ""
+        click.echo(
+            f"{prefix}{verb[a.kind]:<10} {a.entry.name}" + (f"  ({a.note})" if a.note else "")
+        )
+        if dry_run and a.kind in ("add", "replace"):
+            click.echo(f"  {render_register_str(a.entry)}")
+        if (
+            a.kind in ("conflict", "replace")
+            and a.old is not None
+            and (a.kind == "conflict" or dry_run)
+        ):
+            for line in diff_lines(a.old, a.entry):
+                click.echo(line)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("entries", nargs=-1)
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    metavar="FILE|-",
+    help="Read register strings from FILE (binfmt.d syntax; - for stdin).",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace a same-named entry that differs (remove, register, verify; restore on failure).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be written and change nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Register even entries that match the host's own binaries, or C/O with an interpreter non-root users can write.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the actions as JSON.")
+@pass_ctx
+def register(
+    obj: Ctx,
+    entries: tuple[str, ...],
+    file: str | None,
+    replace: bool,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Register entries, all or nothing.
+
+    Every entry is validated before the first write. An identical entry of the same
+    name is left alone (reported as unchanged); a different one is refused, with both
+    versions shown, unless --replace. If the k-th write fails, the k-1 before it are
+    undone. After each write the entry is read back and compared.
+
+    \b
+    Examples:
+      binfmtctl register ':qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F'
+      binfmtctl register -f /usr/lib/binfmt.d/qemu-riscv64.conf --dry-run
+    """
+    from binfmtctl.plan import plan_register
+
+    raws = read_inputs(entries, file)
+    if not raws:
+        raise UsageError("nothing to register: give ENTRY arguments or -f FILE")
+    bm = obj.bm()
+    desired = _parse_batch(raws, bm.profile)
+    _safety(desired, force)
+    if not dry_run:
+        bm.ensure_mounted()
+    mounted = bm.mount_state().state == "mounted"
+    live = bm.entries() if mounted else []
+    actions = plan_register(desired, live, replace=replace, owned=bm.owned() if mounted else {})
+    conflicts = [a for a in actions if a.kind == "conflict"]
+    if as_json and (dry_run or conflicts):
+        emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
+    else:
+        report_actions(actions, dry_run or bool(conflicts))
+    if conflicts:
+        fail(
+            f"{len(conflicts)} entr{'y' if len(conflicts) == 1 else 'ies'} already registered with different content; nothing was written",
+            fix="binfmtctl register --replace ...  (or remove them first)",
+        )
+    if dry_run:
+        return
+    bm.apply(actions)
+    if as_json:
+        emit_json({"dry_run": False, "actions": [a.to_json() for a in actions]})
+    else:
+        n = sum(1 for a in actions if a.changes)
+        click.echo(
+            f"done: {n} change{'s' * (n != 1)}"
+            if n
+            else "nothing to do: every entry is already registered as given"
+        )
+
+
+def _names_command(obj: Ctx, names: Sequence[str], op: str) -> None:
+    bm = obj.bm()
+    bm.ensure_mounted()
+    live = set(bm.names())
+    unknown = [n for n in names if n not in live]
+    if unknown:
+        fail(
+            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was changed",
+            fix="binfmtctl status lists every entry",
+        )
+    for n in names:
+        if op == "enable":
+            bm.set_enabled(n, True)
+        elif op == "disable":
+            bm.set_enabled(n, False)
+        click.echo(f"{op}d {n}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def enable(obj: Ctx, names: tuple[str, ...]) -> None:
+    """Enable entries (write 1 to each)."""
+    _names_command(obj, names, "enable")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def disable(obj: Ctx, names: tuple[str, ...]) -> None:
+    """Disable entries (write 0): the kernel skips them but keeps them."""
+    _names_command(obj, names, "disable")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1)
+@click.option(
+    "--owned", is_flag=True, help="Remove every entry binfmtctl registered (and still owns)."
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be removed.")
+@pass_ctx
+def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool) -> None:
+    """Remove named entries (write -1 to each), or with --owned all of binfmtctl's.
+
+    Entries are removed one by one by name; binfmtctl never writes -1 to
+    `status`, which would remove every entry including other tools' (WSLInterop,
+    python, jar, Rosetta).
+    """
+    from binfmtctl.plan import plan_remove
+
+    if not names and not owned:
+        raise UsageError(
+            "name the entries to remove, or pass --owned", fix="binfmtctl status lists the entries"
+        )
+    if "status" in names or "register" in names:
+        raise UsageError(
+            "'status' and 'register' are control files, not entries; binfmtctl never flushes the whole table"
+        )
+    bm = obj.bm()
+    bm.ensure_mounted()
+    live = bm.entries()
+    live_names = {e.name for e in live}
+    unknown = [n for n in names if n not in live_names]
+    if unknown:
+        fail(
+            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was removed",
+            fix="binfmtctl status lists every entry",
+        )
+    targets = list(names) + [n for n in bm.owned() if owned and n not in names]
+    actions = plan_remove(targets, live)
+    if dry_run:
+        report_actions(actions, True)
+        return
+    bm.apply(actions)
+    for a in actions:
+        click.echo(f"removed {a.entry.name}")
+    if not actions:
+        click.echo("nothing to remove")
+
+
+# -- sandbox --------------------------------------------------------------------------------------
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.option(
+    "--entry",
+    "entries",
+    multiple=True,
+    metavar="ENTRY",
+    help="Register this string in the sandbox (repeatable).",
+)
+@click.option(
+    "-f", "--file", "file", metavar="FILE", help="Register the strings in FILE (binfmt.d syntax)."
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def sandbox(entries: tuple[str, ...], file: str | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND with a private binfmt_misc holding just the given entries.
+
+    Scope: COMMAND runs in a new user and mount namespace (Linux >= 6.7), as root
+    of that namespace only. Its binfmt_misc starts empty; the entries you give are
+    registered there and are used by COMMAND and everything it starts. The host's
+    table is neither read nor changed, and everything vanishes when COMMAND exits.
+    Its exit status is COMMAND's. Needs no root where unprivileged user namespaces
+    are allowed.
+
+    \b
+    Example:
+      binfmtctl sandbox -f /usr/lib/binfmt.d/qemu-aarch64.conf -- ./hello-arm64
+    """
+    from binfmtctl import sandbox as sb
+
+    if not command:
+        raise UsageError(
+            "give the command to run after --", fix="binfmtctl sandbox --entry ENTRY -- COMMAND"
+        )
+    raws = read_inputs(entries, file)
+    from binfmtctl.rules import KernelProfile
+
+    _parse_batch(raws, KernelProfile.current_default())  # refuse bad entries before entering
+    inner = [*sb.self_command(), "_sandbox-init"]
+    for r in raws:
+        inner += ["--entry-hex", r.hex()]
+    inner += ["--", *command]
+    sb.exec_in_sandbox(inner)
+
+
+@main.command(
+    "_sandbox-init", hidden=True, context_settings={**CONTEXT, "ignore_unknown_options": True}
+)
+@click.option("--entry-hex", "entries", multiple=True)
+@click.option("--target", "targets", multiple=True)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def sandbox_init(
+    entries: tuple[str, ...], targets: tuple[str, ...], command: tuple[str, ...]
+) -> None:
+    """Inside the new namespace: mount, register, exec COMMAND."""
+    import tempfile
+
+    from binfmtctl.binfmt_misc import DEFAULT_MOUNT, BinfmtMisc
+    from binfmtctl.plan import plan_register
+
+    state = tempfile.mkdtemp(prefix="binfmtctl-state-")
+    bm = BinfmtMisc(DEFAULT_MOUNT, state_dir=state)
+    bm.ensure_mounted()
+    desired = _parse_batch([bytes.fromhex(h) for h in entries], bm.profile)
+    bm.apply(plan_register(desired, bm.entries()))
+    env = dict(os.environ)
+    env["BINFMTCTL_STATE_DIR"] = state
+    env["BINFMTCTL_SANDBOX"] = "1"
+    try:
+        os.execvpe(command[0], list(command), env)
+    except OSError as e:
+        fail(f"cannot run {command[0]!r}: {e.strerror}", code=127)
+
+
+def _run_main(argv: Iterable[str] | None = None) -> None:
+    try:
+        main.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="binfmtctl",
+            standalone_mode=True,
+        )
+    except BrokenPipeError:
+        sys.exit(ExitStatus.PROBLEMS)
+
+
+def entry_point() -> None:
+    """Console script: never a traceback for the user (BINFMTCTL_TRACEBACK=1 shows it)."""
+    try:
+        _run_main()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        if os.environ.get("BINFMTCTL_TRACEBACK"):
+            raise
+        click.echo(
+            f"Error: internal error: {type(e).__name__}: {e} (set BINFMTCTL_TRACEBACK=1 for details; please report it)",
+            err=True,
+        )
+        sys.exit(ExitStatus.PROBLEMS)

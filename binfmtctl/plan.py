@@ -1,0 +1,159 @@
+"""Planning: from desired entries and the live table to a list of actions. Pure.
+
+The rules (design.md, "Ownership and safety"):
+
+* same name, same registration -> ``keep`` (a no-op, reported as such);
+* same name, different registration -> ``replace`` if the user said
+  ``--replace`` or binfmtctl owns the live one, else ``conflict`` (refused,
+  both versions shown);
+* no such name -> ``add``.
+
+Host-safety checks are pure too: they take the first bytes of a few host
+binaries and facts about the interpreter, gathered at the edge.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from binfmtctl.entry import Entry, kernel_view
+from binfmtctl.errors import Problem, UsageError
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # add | replace | keep | conflict | remove
+    entry: Entry
+    old: Entry | None = None
+    note: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return self.kind in ("add", "replace", "remove")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.kind,
+            "name": self.entry.name,
+            "entry": self.entry.to_json(),
+            "old": self.old.to_json() if self.old else None,
+            "note": self.note,
+        }
+
+
+def plan_register(
+    desired: Iterable[Entry],
+    live: Iterable[Entry],
+    *,
+    replace: bool = False,
+    owned: Iterable[str] = (),
+) -> list[Action]:
+    live_by_name = {e.name: e for e in live}
+    owned_set = set(owned)
+    seen: set[str] = set()
+    actions = []
+    for e in desired:
+        if e.name in seen:
+            raise UsageError(
+                f"the batch names {e.name!r} twice; each entry name can be registered once"
+            )
+        seen.add(e.name)
+        old = live_by_name.get(e.name)
+        if old is None:
+            actions.append(Action("add", e))
+        elif old.same_registration(e):
+            note = "already registered, identical" + (
+                "" if old.enabled else " (but disabled: binfmtctl enable " + e.name + ")"
+            )
+            actions.append(Action("keep", e, old, note))
+        elif replace or e.name in owned_set:
+            why = "--replace" if replace else "owned by binfmtctl"
+            actions.append(
+                Action("replace", e, old, f"differs from the live entry; replacing ({why})")
+            )
+        else:
+            actions.append(
+                Action(
+                    "conflict",
+                    e,
+                    old,
+                    "an entry of that name exists and differs; use --replace to replace it",
+                )
+            )
+    return actions
+
+
+def plan_remove(names: Iterable[str], live: Iterable[Entry]) -> list[Action]:
+    live_by_name = {e.name: e for e in live}
+    return [Action("remove", live_by_name[n], live_by_name[n]) for n in names if n in live_by_name]
+
+
+def diff_lines(old: Entry, new: Entry) -> list[str]:
+    """Both versions, kernel-view style, for a conflict message."""
+    a = kernel_view(old).splitlines()
+    b = kernel_view(new).splitlines()
+    out = []
+    for i in range(max(len(a), len(b))):
+        la = a[i] if i < len(a) else ""
+        lb = b[i] if i < len(b) else ""
+        mark = " " if la == lb else "!"
+        out.append(f"  {mark} live: {la:<40} new: {lb}")
+    return out
+
+
+# -- host safety ---------------------------------------------------------------------------------
+HOST_BINARIES = ("/bin/sh", "/bin/ls", "/usr/bin/env", "/sbin/init", "/lib/systemd/systemd")
+
+
+def host_match_problem(entry: Entry, host_headers: Mapping[str, bytes]) -> Problem | None:
+    """An entry matching the host's own binaries hijacks every exec of them."""
+    hits = [path for path, head in host_headers.items() if entry.matches_header(head)]
+    if not hits:
+        return None
+    return Problem(
+        "magic",
+        f"{entry.name!r} matches the host's own binaries ({', '.join(hits[:3])}): every exec of them would go to {entry.interpreter}, which can make the host unusable",
+        "use the magic/mask of a foreign architecture (binfmtctl gen TARGET), or pass --force if this is really meant",
+        errno=None,
+        severity="error",
+        rule="safety.host-match",
+    )
+
+
+@dataclass(frozen=True)
+class PathFacts:
+    """Ownership/mode of a path and each parent directory (gathered at the edge)."""
+
+    path: str
+    uid: int
+    mode: int
+
+
+def writable_by_others(facts: Iterable[PathFacts]) -> list[str]:
+    """Paths (interpreter and its parents) that a non-root user could change."""
+    out = []
+    for f in facts:
+        sticky_dir = stat.S_ISDIR(f.mode) and f.mode & stat.S_ISVTX
+        if f.uid != 0 or (f.mode & 0o022 and not sticky_dir):
+            out.append(f.path)
+    return out
+
+
+def credentials_problem(entry: Entry, facts: Iterable[PathFacts]) -> Problem | None:
+    """``C``/``O`` hand a binary's privileges or contents to the interpreter; refuse
+    one that a non-root user could replace."""
+    if not set(entry.flags) & {"C", "O"}:
+        return None
+    weak = writable_by_others(facts)
+    if not weak:
+        return None
+    return Problem(
+        "flags",
+        f"{entry.name!r} has the {'C' if 'C' in entry.flags else 'O'} flag but {weak[0]} can be changed by a non-root user: they could run code with the privileges of every matched setuid binary",
+        "make the interpreter and its directories root-owned and not group/world-writable, drop C/O, or pass --force",
+        errno=None,
+        severity="error",
+        rule="safety.credentials",
+    )
