@@ -368,7 +368,7 @@ def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
         for raw, errors in bad:
             click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
             for p in errors:
-                click.echo(f"  {p.field}: {p.message}\n  fix: {p.fix}", err=True)
+                click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
         fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
     return entries
 
