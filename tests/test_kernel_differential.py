@@ -27,6 +27,7 @@ from binfmtctl import sandbox as sb
 from binfmtctl.binfmt_misc import open_exec_errno
 from binfmtctl.entry import kernel_view
 from binfmtctl.rules import KernelProfile, validate
+from tests.conftest import require_sandbox
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = int(os.environ.get("BINFMTCTL_DIFF_EXAMPLES", "2500"))
@@ -78,8 +79,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def oracle(sandbox_reason: tuple[str, str] | None, workdir: Path) -> Iterator[Oracle]:
-    if sandbox_reason is not None:
-        pytest.skip(f"SANDBOX-UNAVAILABLE: {sandbox_reason[0]}")
+    require_sandbox(sandbox_reason)
     with sb.Sandbox() as box:
         o = Oracle(box, str(workdir))
         yield o
