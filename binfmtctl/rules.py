@@ -631,7 +631,9 @@ class Verdict:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "input": (self.input[:-1] if self.input.endswith(b"\n") else self.input).decode("utf-8", "backslashreplace"),
+            "input": (self.input[:-1] if self.input.endswith(b"\n") else self.input).decode(
+                "utf-8", "backslashreplace"
+            ),
             "valid": self.valid,
             "errno": self.errno,
             "problems": [p.to_json() for p in self.problems],
