@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from binfmtctl import __version__
-from binfmtctl.errors import BinfmtctlError, ExitStatus, Problem, UsageError
+from binfmtctl.errors import BinfmtctlError, CommandNotFound, ExitStatus, Problem, UsageError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -52,10 +52,8 @@ def print_problem(raw: bytes | None, p: Problem) -> None:
     click.echo(f"  fix: {p.fix}")
 
 
-def fail(message: str, fix: str | None = None, code: int = ExitStatus.PROBLEMS) -> NoReturn:
-    err = BinfmtctlError(message, fix=fix)
-    err.exit_code = code
-    raise err
+def fail(message: str, fix: str | None = None) -> NoReturn:
+    raise BinfmtctlError(message, fix=fix)
 
 
 class Ctx:
@@ -892,7 +890,7 @@ def sandbox_init(
     try:
         os.execvpe(command[0], list(command), env)
     except OSError as e:
-        fail(f"cannot run {command[0]!r}: {e.strerror}", code=127)
+        raise CommandNotFound(f"cannot run {command[0]!r}: {e.strerror}") from None
 
 
 def _run_main(argv: Iterable[str] | None = None) -> None:

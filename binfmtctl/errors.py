@@ -23,7 +23,7 @@ class ExitStatus(enum.IntEnum):
 class BinfmtctlError(click.ClickException):
     """A failure a person can act on: the message names the cause and the fix."""
 
-    exit_code: int = ExitStatus.PROBLEMS
+    exit_code = int(ExitStatus.PROBLEMS)
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.fix = fix
@@ -33,7 +33,13 @@ class BinfmtctlError(click.ClickException):
 class UsageError(BinfmtctlError):
     """Bad input given by the user (exit 2)."""
 
-    exit_code: int = ExitStatus.USAGE
+    exit_code = int(ExitStatus.USAGE)
+
+
+class CommandNotFound(BinfmtctlError):
+    """The command given to run (sandbox, run) could not be executed (exit 127, as a shell)."""
+
+    exit_code = 127
 
 
 @dataclass(frozen=True)
