@@ -232,6 +232,7 @@ class BinfmtMisc:
         self.path = path or os.environ.get("BINFMTCTL_MOUNT") or DEFAULT_MOUNT
         self.state_dir = state_dir or os.environ.get("BINFMTCTL_STATE_DIR") or DEFAULT_STATE_DIR
         self.profile = profile or KernelProfile.current_default()
+        self._lock_depth = 0
 
     # -- mount state ---------------------------------------------------------
     def mount_state(self) -> MountState:
@@ -470,6 +471,24 @@ class BinfmtMisc:
             raise VerifyFailed("wrote to status but the global state did not change")
 
     # -- transactions ------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the writers' lock (re-entrant): plan and apply under one lock, so
+        concurrent runs of the same batch cannot both see an entry as missing."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        with self.ownership().lock():
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+
     def apply(self, actions: list[Action]) -> list[Action]:
         """Carry out add/replace/remove actions in order, under the lock.
 
@@ -479,7 +498,7 @@ class BinfmtMisc:
         """
         store = self.ownership()
         done: list[Action] = []
-        with store.lock():
+        with self.locked():
             owned = store.load()
             try:
                 for a in actions:

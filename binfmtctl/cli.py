@@ -6,6 +6,7 @@ failed; 2 usage error or unreadable input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -471,7 +472,6 @@ def register(
       binfmtctl register ':qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F'
       binfmtctl register -f /usr/lib/binfmt.d/qemu-riscv64.conf --dry-run
     """
-    from binfmtctl.plan import plan_register
 
     raws = read_inputs(entries, file)
     if not raws:
@@ -481,6 +481,16 @@ def register(
     _safety(desired, force)
     if not dry_run:
         bm.ensure_mounted()
+    with bm.locked() if not dry_run else contextlib.nullcontext():
+        _register_locked(bm, desired, replace=replace, dry_run=dry_run, as_json=as_json)
+
+
+def _register_locked(
+    bm: Any, desired: list[Any], *, replace: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Plan against the live table and apply, under the writers' lock."""
+    from binfmtctl.plan import plan_register
+
     mounted = bm.mount_state().state == "mounted"
     live = bm.entries() if mounted else []
     actions = plan_register(desired, live, replace=replace, owned=bm.owned() if mounted else {})
