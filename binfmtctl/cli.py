@@ -1267,6 +1267,15 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
         fail(f"{len(bad)} of {len(results)} targets failed: {', '.join(bad)}")
 
 
+# -- [persist] commands: apply, export, import, persist (issue 6) go above this line ------------
+
+
+# -- [doctor] command (issue 7) goes above this line ---------------------------------------------
+
+
+# -- [run] command (issue 9) goes above this line ------------------------------------------------
+
+
 def _run_main(argv: Iterable[str] | None = None) -> None:
     try:
         main.main(
