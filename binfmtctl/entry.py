@@ -47,6 +47,10 @@ class EntryParseError(BinfmtctlError):
         super().__init__(message)
 
 
+class UnrepresentableError(BinfmtctlError, ValueError):
+    """The entry cannot be written in the requested format without changing it."""
+
+
 def normalize_flags(flags: str) -> str:
     """Flags as the kernel stores them: ``POCF`` order, no duplicates, C implies O."""
     present = set(flags)
@@ -194,16 +198,40 @@ def choose_delimiter(entry: Entry) -> bytes:
     raise ValueError(f"entry {entry.name!r}: every usable delimiter occurs in its fields")
 
 
+MAX_REGISTER = 1920  # the kernel's limit on one write to register (since ~3.18)
+#: bytes that can never stand raw in magic/mask: NUL truncates, backslash starts an
+#: escape, CR/LF end a binfmt.d line
+_NEVER_RAW = frozenset(b"\0\\\n\r")
+
+
+def _escape_compact(data: bytes, delimiter: int) -> str:
+    return "".join(
+        f"\\x{b:02x}" if b in _NEVER_RAW or b == delimiter else os.fsdecode(bytes((b,)))
+        for b in data
+    )
+
+
 def render_register(entry: Entry, delimiter: bytes | None = None) -> bytes:
-    """Canonical register string (no trailing newline): ``:name:M:offset:magic:mask:interp:flags``."""
+    """Canonical register string (no trailing newline): ``:name:M:offset:magic:mask:interp:flags``.
+
+    Magic and mask bytes other than alphanumerics are written ``\\xhh``. If that
+    would exceed the kernel's 1920-byte limit (large magics), only the bytes that
+    can never stand raw (NUL, backslash, CR, LF, the delimiter) are escaped.
+    """
     d = delimiter or choose_delimiter(entry)
+    out = _render(entry, d, compact=False)
+    if len(out) + 1 > MAX_REGISTER:
+        out = _render(entry, d, compact=True)
+    return out
+
+
+def _render(entry: Entry, d: bytes, *, compact: bool) -> bytes:
+    def esc(data: bytes) -> bytes:
+        return os.fsencode(_escape_compact(data, d[0])) if compact else escape_bytes(data).encode()
+
     if entry.type == "M":
         offset = b"" if entry.offset == 0 else str(entry.offset).encode()
-        body = [
-            offset,
-            escape_bytes(entry.magic).encode(),
-            b"" if entry.mask is None else escape_bytes(entry.mask).encode(),
-        ]
+        body = [offset, esc(entry.magic), b"" if entry.mask is None else esc(entry.mask)]
     else:
         body = [b"", os.fsencode(entry.extension or ""), b""]
     fields = [entry.name_bytes, entry.type.encode(), *body, entry.interpreter_bytes]
@@ -368,6 +396,13 @@ def parse_update_binfmts(name: str, text: bytes | str) -> Entry:
 
 
 def render_update_binfmts(entry: Entry, package: str = "binfmtctl") -> bytes:
+    """The update-binfmts format file. It has keys for C, P and F only, so an entry
+    with O but not C cannot be written without losing O: that raises."""
+    if "O" in entry.flags and "C" not in entry.flags:
+        raise UnrepresentableError(
+            f"{entry.name!r} has the O flag, which the update-binfmts format cannot express (only credentials/preserve/fix_binary)",
+            fix="export it as binfmt.d instead (binfmtctl export --format binfmt.d)",
+        )
     lines = [f"package {package}", f"interpreter {entry.interpreter}"]
     if entry.type == "M":
         lines.append(f"magic {escape_bytes(entry.magic)}")

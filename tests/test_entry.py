@@ -374,12 +374,6 @@ def test_update_binfmts_round_trip(entry: Entry) -> None:
     assert parse_update_binfmts(entry.name, text) == entry
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: render_update_binfmts silently drops a lone O flag (the format has only "
-    "credentials/preserve/fix_binary keys), so an entry registered with O comes back without "
-    "it: no AT_EXECFD for the interpreter (§4.4). It should keep O or refuse to render.",
-)
 @pytest.mark.parametrize("flags", ["O", "POF"])
 def test_update_binfmts_does_not_lose_o(flags: str) -> None:
     entry = m_entry(flags=flags)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from binfmtctl import sandbox as sb
 from binfmtctl.binfmt_misc import open_exec_errno
-from binfmtctl.entry import kernel_view
+from binfmtctl.entry import kernel_view, render_register
 from binfmtctl.rules import KernelProfile, validate
 from tests.conftest import require_sandbox
 
@@ -316,6 +316,10 @@ def test_validate_agrees_with_kernel(oracle: Oracle, workdir: Path, data: bytes)
         assert got["name"] == verdict.entry.name_bytes.hex()
         assert got["entry"] is not None
         assert os.fsencode(kernel_view(verdict.entry)) == bytes.fromhex(got["entry"]), data
+        # the canonical rendering registers to the very same entry
+        if verdict.entry.name != "existing":
+            again = oracle.ask(render_register(verdict.entry) + b"\n")
+            assert again["errno"] is None and again["entry"] == got["entry"], (data, again)
 
 
 @pytest.mark.sandbox

@@ -749,12 +749,6 @@ def test_renderer_leaves_colon_when_a_field_contains_it() -> None:
     assert validate(canonical, K618).entry == entry
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: render_register escapes every non-alphanumeric byte, so a 256-byte magic "
-    "plus 256-byte mask that the kernel accepts written raw (531 bytes) renders to 2066 bytes, "
-    "over MAX_REGISTER_LENGTH 1920 (§2.1, §2.6): the canonical string is refused with EINVAL",
-)
 def test_canonical_rendering_of_largest_entry_fits_the_register_limit() -> None:
     raw = reg(magic=b"\x80" * 256, mask=b"\xff" * 256, tail=b"\n")
     v = validate(raw, K618)
