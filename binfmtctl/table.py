@@ -347,7 +347,8 @@ def load_table(resource: Resource | str | os.PathLike[str]) -> Table:
 
     res: Resource = Path(resource) if isinstance(resource, (str, os.PathLike)) else resource
     try:
-        data = yaml.safe_load(res.read_text(encoding="utf-8"))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
+        data = yaml.load(res.read_text(encoding="utf-8"), Loader=loader)
     except (OSError, yaml.YAMLError) as exc:
         raise TableError(f"cannot read magic table {res}: {exc}") from exc
     if not isinstance(data, dict):
