@@ -48,20 +48,24 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
         return (0, 0)
 
 
-def explain_userns_failure(stderr: str, sysctls: Mapping[str, str]) -> tuple[str, str]:
+def explain_userns_failure(
+    stderr: str, sysctls: Mapping[str, str], euid: int | None = None
+) -> tuple[str, str]:
     """(reason, fix) for a failed ``unshare --user``, from its stderr and the sysctls
-    that can forbid it. Pure, so each refusal path is unit-testable."""
+    that can forbid it. Pure, so each refusal path is unit-testable. ``euid``: the user
+    who tried (default: this process), since two of the sysctls bind only non-root."""
+    uid = os.geteuid() if euid is None else euid
     if sysctls.get("user.max_user_namespaces") == "0":
         return (
             "user namespaces are disabled (user.max_user_namespaces = 0)",
             "as root: sysctl -w user.max_user_namespaces=15000",
         )
-    if sysctls.get("kernel.unprivileged_userns_clone") == "0" and os.geteuid() != 0:
+    if sysctls.get("kernel.unprivileged_userns_clone") == "0" and uid != 0:
         return (
             "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
             "as root: sysctl -w kernel.unprivileged_userns_clone=1",
         )
-    if sysctls.get("kernel.apparmor_restrict_unprivileged_userns") == "1" and os.geteuid() != 0:
+    if sysctls.get("kernel.apparmor_restrict_unprivileged_userns") == "1" and uid != 0:
         return (
             "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
             "as root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or add an AppArmor profile allowing userns for this program",
@@ -86,6 +90,11 @@ def _read_sysctls() -> dict[str, str]:
         except OSError:
             continue
     return out
+
+
+def read_sysctls() -> dict[str, str]:
+    """The sysctls that can forbid user namespaces (those this kernel has)."""
+    return _read_sysctls()
 
 
 def unavailable_reason(release: str | None = None) -> tuple[str, str] | None:
@@ -135,17 +144,68 @@ def require_available() -> None:
         raise SandboxUnavailable(why[0], fix=why[1])
 
 
+def in_initial_user_namespace() -> bool:
+    """Is this process in the host's (initial) user namespace?"""
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return True  # cannot tell: assume the host, the safe answer
+
+
+def mount_private(path: str = DEFAULT_MOUNT) -> None:
+    """Mount this user namespace's own binfmt_misc instance at ``path``.
+
+    Always mounts, over whatever is there: a new mount namespace inherits a copy of the
+    host's mount, and writing ``register`` through that copy would reach the host's table
+    (as root it would even succeed). Refuses in the initial user namespace, where a mount
+    *is* the host's table, and checks that a new instance (another device) is in place.
+    """
+    if in_initial_user_namespace():
+        raise SandboxUnavailable(
+            "refusing to mount binfmt_misc: this process is not inside a private user namespace",
+            fix="use binfmtctl sandbox or binfmtctl run, which create one",
+        )
+    try:
+        before = os.stat(path).st_dev
+    except OSError as e:
+        raise SandboxUnavailable(
+            f"cannot use {path}: {e.strerror}", fix="is /proc mounted?"
+        ) from None
+    proc = subprocess.run(
+        ["mount", "-t", "binfmt_misc", "binfmt_misc", path],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SandboxUnavailable(
+            f"cannot mount a private binfmt_misc at {path}: "
+            + (proc.stderr.strip() or f"exit status {proc.returncode}"),
+            fix="needs Linux 6.7+ and a user namespace allowed to mount it (binfmtctl run --dry-run says why not)",
+        )
+    if os.stat(path).st_dev == before:
+        raise SandboxUnavailable(
+            f"the binfmt_misc at {path} is still the inherited one, not a private instance",
+            fix="needs Linux 6.7+ (per-user-namespace binfmt_misc)",
+        )
+
+
 def _unshare_prefix() -> list[str]:
     return ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"]
 
 
-def exec_in_sandbox(inner: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+def exec_in_sandbox(
+    inner: Sequence[str], env: Mapping[str, str] | None = None, *, check: bool = True
+) -> None:
     """Replace this process with ``inner`` running in a fresh private namespace.
 
     ``inner`` runs as (mapped) root of the new user namespace and must mount
-    binfmt_misc itself (``binfmtctl _sandbox-init`` does).
+    binfmt_misc itself (``binfmtctl _sandbox-init`` does). ``check=False``: the
+    caller has already established that a private instance can be made.
     """
-    require_available()
+    if check:
+        require_available()
     argv = [*_unshare_prefix(), "--", *inner]
     os.execvpe(argv[0], argv, dict(env if env is not None else os.environ))
 
@@ -198,6 +258,8 @@ class Sandbox:
         env = dict(os.environ)
         env[STATE_ENV] = self.state_dir
         env["BINFMTCTL_MOUNT"] = self.mount
+        # the namespace shares the host's files: keep persistence inside the sandbox too
+        env["BINFMTCTL_CONFIG"] = os.path.join(self.state_dir, "zz-binfmtctl.conf")
         env.update(extra or {})
         return env
 

@@ -58,3 +58,25 @@ def run_cli(
     return subprocess.CompletedProcess(
         p.args, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
     )
+
+
+def _host_table() -> tuple[str, list[tuple[str, bytes]]]:
+    """The host's binfmt_misc as this (initial-namespace) process sees it, read-only."""
+    with open("/proc/self/mountinfo") as f:
+        mounted = any(line.split()[4] == "/proc/sys/fs/binfmt_misc" for line in f)
+    entries: list[tuple[str, bytes]] = []
+    if mounted:
+        for name in sorted(os.listdir("/proc/sys/fs/binfmt_misc")):
+            with open(os.path.join("/proc/sys/fs/binfmt_misc", name), "rb") as f:
+                entries.append((name, f.read() if name != "register" else b""))
+    return ("mounted" if mounted else "not-mounted", entries)
+
+
+@pytest.fixture(autouse=True)
+def host_table_untouched() -> Iterator[None]:
+    """Every test leaves the host's binfmt_misc exactly as it found it: not mounted
+    by us, no entry added, changed or removed."""
+    before = _host_table()
+    yield
+    after = _host_table()
+    assert after == before, f"this test changed the HOST's binfmt_misc: {before} -> {after}"
