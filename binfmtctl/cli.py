@@ -879,27 +879,51 @@ def sandbox(entries: tuple[str, ...], file: str | None, command: tuple[str, ...]
 )
 @click.option("--entry-hex", "entries", multiple=True)
 @click.option("--target", "targets", multiple=True)
+@click.option("--rootless", "rootless_run", is_flag=True)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def sandbox_init(
-    entries: tuple[str, ...], targets: tuple[str, ...], command: tuple[str, ...]
+    entries: tuple[str, ...],
+    targets: tuple[str, ...],
+    rootless_run: bool,
+    command: tuple[str, ...],
 ) -> None:
-    """Inside the new namespace: mount, register, exec COMMAND."""
+    """Inside the new namespace: mount, register, exec COMMAND.
+
+    --rootless (for `run`): binfmtctl's own failures exit 125, COMMAND not found 127,
+    not executable 126, so COMMAND's own statuses stay unambiguous.
+    """
     import tempfile
 
     from binfmtctl.binfmt_misc import DEFAULT_MOUNT, BinfmtMisc
     from binfmtctl.plan import plan_register
+    from binfmtctl.sandbox import mount_private
 
-    state = tempfile.mkdtemp(prefix="binfmtctl-state-")
-    bm = BinfmtMisc(DEFAULT_MOUNT, state_dir=state)
-    bm.ensure_mounted()
-    desired = _parse_batch([bytes.fromhex(h) for h in entries], bm.profile)
-    bm.apply(plan_register(desired, bm.entries()))
+    with _RunFailures() if rootless_run else contextlib.nullcontext():
+        mount_private(DEFAULT_MOUNT)  # never the inherited copy of the host's mount
+        state = tempfile.mkdtemp(prefix="binfmtctl-state-")
+        try:
+            bm = BinfmtMisc(DEFAULT_MOUNT, state_dir=state)
+            desired = _parse_batch([bytes.fromhex(h) for h in entries], bm.profile)
+            bm.apply(plan_register(desired, bm.entries()))
+        finally:
+            if rootless_run:  # leave nothing behind: the records die with the namespace
+                import shutil
+
+                shutil.rmtree(state, ignore_errors=True)
     env = dict(os.environ)
     env["BINFMTCTL_STATE_DIR"] = state
     env["BINFMTCTL_SANDBOX"] = "1"
+    # the namespace shares the host's files: persistence must not reach /etc/binfmt.d
+    env.setdefault("BINFMTCTL_CONFIG", os.path.join(state, "zz-binfmtctl.conf"))
     try:
         os.execvpe(command[0], list(command), env)
     except OSError as e:
+        if rootless_run:
+            from binfmtctl import rootless
+            from binfmtctl.install import live_qemu_targets
+
+            registered = live_qemu_targets(desired)
+            raise rootless.exec_failure(command[0], e, env.get("PATH"), registered) from None
         raise CommandNotFound(f"cannot run {command[0]!r}: {e.strerror}") from None
 
 
@@ -1003,6 +1027,18 @@ def _print_install(
     help="Allow targets of the host's own family, and C with an interpreter non-root can write.",
 )
 @click.option("--no-test", is_flag=True, help="Do not run the probes after registering.")
+@click.option(
+    "--persist",
+    "persist_",
+    is_flag=True,
+    help="Also add the installed entries to binfmtctl's config: registered again at boot (binfmtctl persist enable).",
+)
+@click.option(
+    "--config",
+    envvar="BINFMTCTL_CONFIG",
+    metavar="FILE",
+    help="With --persist: the config [env BINFMTCTL_CONFIG; default /etc/binfmt.d/zz-binfmtctl.conf].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and results as JSON.")
 @pass_ctx
 def install(
@@ -1017,6 +1053,8 @@ def install(
     dry_run: bool,
     force: bool,
     no_test: bool,
+    persist_: bool,
+    config: str | None,
     as_json: bool,
 ) -> None:
     """Register QEMU user-mode emulation for TARGETs (or all), then prove each works.
@@ -1147,6 +1185,7 @@ def install(
         results = inst.run_probes(working, bm.entries(), bm.enabled())
     failed = [p.target.name for p in plans if not p.ok]
     failed += [r.target for r in results if not r.ok and r.target not in failed]
+    persisted = _persist_install(config, plans) if persist_ and not dry_run else None
     if as_json:
         emit_json(
             {
@@ -1154,6 +1193,7 @@ def install(
                 "kernel": profile.label,
                 "ok": not failed,
                 "changes": len(done),
+                "persisted": persisted.to_json() if persisted else None,
                 "targets": [p.to_json() for p in plans],
                 "skipped": [s.to_json() for s in skipped],
                 "test": None if dry_run or no_test else {"targets": [r.to_json() for r in results]},
@@ -1173,6 +1213,8 @@ def install(
             click.echo("test:")
             for line in inst.probe_matrix(results):
                 click.echo(line)
+        for line in persisted.describe() if persisted else []:
+            click.echo(line)
     if failed:
         fail(
             f"{len(failed)} of {len(plans)} target{'s' * (len(plans) != 1)} not working: {', '.join(failed)}",
@@ -1184,8 +1226,16 @@ def install(
 @click.argument("targets", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Print what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@click.option(
+    "--config",
+    envvar="BINFMTCTL_CONFIG",
+    metavar="FILE",
+    help="binfmtctl's config, from which the removed entries are dropped too [env BINFMTCTL_CONFIG].",
+)
 @pass_ctx
-def uninstall(obj: Ctx, targets: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+def uninstall(
+    obj: Ctx, targets: tuple[str, ...], dry_run: bool, as_json: bool, config: str | None
+) -> None:
     """Remove QEMU entries: `all` = every qemu entry binfmtctl registered.
 
     A TARGET (or alias) removes qemu-TARGET; an entry name removes that entry even if
@@ -1210,17 +1260,21 @@ def uninstall(obj: Ctx, targets: tuple[str, ...], dry_run: bool, as_json: bool) 
         actions = plan_remove(names, live)
         if not dry_run and actions:
             bm.apply(actions)
+    dropped = _persist_forget(config, targets, actions) if not dry_run else []
     if as_json:
         emit_json(
             {
                 "dry_run": dry_run,
                 "removed": [a.entry.name for a in actions],
+                "config_removed": dropped,
                 "notes": [n.to_json() for n in notes],
             }
         )
         return
     for a in actions:
         click.echo(f"{'would remove' if dry_run else 'removed'} {a.entry.name}")
+    for name in dropped:
+        click.echo(f"dropped {name} from binfmtctl's config: it is no longer registered at boot")
     for n in notes:
         click.echo(f"{n.level}: {n.text}")
     if not actions:
@@ -1267,10 +1321,941 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
         fail(f"{len(bad)} of {len(results)} targets failed: {', '.join(bad)}")
 
 
+# -- persistence: apply / export / import / persist (issue 6) -------------------------------------
+def _config_option(f: Any) -> Any:
+    return click.option(
+        "--config",
+        "config",
+        envvar="BINFMTCTL_CONFIG",
+        metavar="FILE",
+        help="binfmtctl's config [env BINFMTCTL_CONFIG; default /etc/binfmt.d/zz-binfmtctl.conf].",
+    )(f)
+
+
+def _root_option(f: Any) -> Any:
+    return click.option(
+        "--root",
+        "root",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="Work on the offline system image at DIR (as systemctl --root): no systemctl, no live table.",
+    )(f)
+
+
+def _persist_install(config: str | None, plans: Sequence[Any]) -> Any:
+    """install --persist: add the entries of the installed targets to the config."""
+    from binfmtctl import persist
+
+    entries = [p.entry for p in plans if p.ok and p.entry is not None]
+    return persist.add_entries(persist.config_path(override=config), entries) if entries else None
+
+
+def _persist_forget(
+    config: str | None, targets: Sequence[str], actions: Sequence[Any]
+) -> list[str]:
+    """uninstall: drop what it removed (and what it names) from the config; names dropped."""
+    from binfmtctl import persist
+
+    path = persist.config_path(override=config)
+    if not path.exists():
+        return []
+    entries, _ = persist.parse_config(persist.read_config_text(path), str(path))
+    names = persist.uninstall_config_names(targets, [a.entry.name for a in actions], entries)
+    return persist.remove_names(path, names).removed if names else []
+
+
+def _print_config_problems(problems: Sequence[Any], limit: int = 20) -> None:
+    for p in problems[:limit]:
+        click.secho(f"INVALID    {p.where}: {p.message}", fg="red")
+        click.echo(f"  fix: {p.fix}")
+    if len(problems) > limit:
+        click.echo(f"... and {len(problems) - limit} more (--json lists them all)")
+
+
+def _print_apply(report: Any, table_path: str) -> None:
+    verb = {"add": "register", "replace": "replace", "keep": "unchanged"}
+    n = len(report.items)
+    click.echo(
+        f"config {report.config}: {n} entr{'y' if n == 1 else 'ies'}; live table {table_path}"
+        + (" (plan: nothing is changed)" if report.plan_only else "")
+    )
+    for i in report.items:
+        if not i.ok:
+            click.secho(f"FAILED     {i.name}: {i.message}", fg="red")
+            click.echo(f"  fix: {i.fix}")
+        else:
+            word = ("would " if report.plan_only and i.action != "keep" else "") + verb[i.action]
+            click.echo(
+                f"{word:<16} {i.name:<22} {i.entry.interpreter}"
+                + (f"  ({i.message})" if i.message else "")
+            )
+        for w in i.warnings:
+            click.secho(f"  warning: {w}", fg="yellow")
+    _print_config_problems(report.problems)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.items:
+        what = "would be" if report.plan_only else "were"
+        counts = ", ".join(
+            f"{report.count(k)} {label}"
+            for k, label in (
+                ("add", "to register" if report.plan_only else "registered"),
+                ("replace", "to replace" if report.plan_only else "replaced"),
+                ("keep", "unchanged"),
+            )
+        )
+        click.echo(
+            f"{'plan' if report.plan_only else 'done'}: {counts}; entries not in the config {what} left alone"
+        )
+
+
+def _apply_and_report(
+    obj: Ctx, config: str | None, *, plan_only: bool, force: bool, as_json: bool
+) -> None:
+    from binfmtctl import persist
+
+    bm = obj.bm()
+    report = persist.apply_config(
+        bm, persist.config_path(override=config), plan_only=plan_only, force=force
+    )
+    if as_json:
+        emit_json(report.to_json())
+        if not report.ok:
+            sys.exit(ExitStatus.PROBLEMS)
+        return
+    _print_apply(report, bm.path)
+    if not report.ok:
+        bad = [i.name for i in report.failed] + [p.where for p in report.problems]
+        fail(
+            f"{len(bad)} config entr{'y' if len(bad) == 1 else 'ies'} could not be applied: {', '.join(bad)}"
+            + (
+                ""
+                if plan_only or len(report.items) == len(report.failed)
+                else "; the others were applied"
+            ),
+            fix="see the FAILED / INVALID lines above",
+        )
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--plan", "plan_only", is_flag=True, help="Print the actions and change nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply even entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
+)
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def apply(obj: Ctx, plan_only: bool, force: bool, config: str | None, as_json: bool) -> None:
+    """Make the live table match binfmtctl's config (what binfmtctl.service runs at boot).
+
+    Registers the config's entries that are missing, replaces live entries of the
+    config's names that differ, and leaves every other entry alone (WSLInterop, python,
+    jar, other tools' QEMU); nothing is flushed. Each entry is validated first and applied
+    on its own: one that cannot be applied (its interpreter is missing, or on a file
+    system not mounted yet) is reported with the fix and the rest are still applied; the
+    exit status is then 1. Idempotent: a second run changes nothing. Mounts binfmt_misc
+    if needed. --plan prints the actions and changes nothing.
+    """
+    _apply_and_report(obj, config, plan_only=plan_only, force=force, as_json=as_json)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["binfmt.d", "update-binfmts", "json"]),
+    default="binfmt.d",
+    show_default=True,
+    help="binfmt.d lines (systemd-binfmt FILE loads them), update-binfmts format files, or JSON.",
+)
+@click.option("--all", "include_all", is_flag=True, help="Every live entry, not only binfmtctl's.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Write to PATH instead of stdout (update-binfmts: a directory, one file per entry).",
+)
+@pass_ctx
+def export(
+    obj: Ctx, names: tuple[str, ...], fmt: str, include_all: bool, output: str | None
+) -> None:
+    """Print the live entries binfmtctl would persist, loadable elsewhere.
+
+    Default: the entries binfmtctl registered (and still owns), oldest first so that
+    loading them gives the same match order, as binfmt.d lines: `systemd-binfmt FILE`
+    or `binfmtctl import FILE` loads them. NAMES picks live entries by name (whoever
+    registered them); --all exports every live entry.
+    """
+    from pathlib import Path
+
+    from binfmtctl import persist
+
+    bm = _open_for_read(obj)
+    live = bm.entries()
+    unknown = [n for n in names if n not in {e.name for e in live}]
+    if unknown:
+        fail(
+            f"no live entry named {', '.join(repr(n) for n in unknown)}",
+            fix="binfmtctl status lists every entry",
+        )
+    chosen = persist.export_entries(live, names or bm.owned(), include_all and not names)
+    files = persist.render_export(chosen, fmt, bm.path)
+    if fmt == "update-binfmts":
+        if output is None and len(files) > 1:
+            raise UsageError(
+                f"update-binfmts format is one file per entry ({len(files)} entries)",
+                fix="binfmtctl export --format update-binfmts -o DIR",
+            )
+        if output is not None:
+            for name, data in files.items():
+                persist.atomic_write(Path(output) / name, data)
+                click.echo(f"wrote {Path(output) / name}", err=True)
+            return
+    data = b"".join(files.values())
+    if output is not None:
+        persist.atomic_write(Path(output), data)
+        click.echo(f"wrote {len(chosen)} entries to {output}", err=True)
+        return
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    if not chosen:
+        click.echo(
+            "note: no entry to export"
+            + ("" if include_all else " (binfmtctl owns none; --all exports every live entry)"),
+            err=True,
+        )
+
+
+def _persist_add(
+    entries: Sequence[Any], config: str | None, force: bool, as_json: bool, dry_run: bool = False
+) -> Any:
+    """Shared by import and persist add: safety, warnings, then the config edit."""
+    from binfmtctl import persist
+
+    unsafe = [] if force else persist.safety_problems(entries)
+    if unsafe:
+        for name, message, fix in unsafe:
+            click.secho(f"refused: {name}: {message}", fg="red", err=True)
+            click.echo(f"  fix: {fix}", err=True)
+        fail(
+            "refused for the host's safety; nothing was written",
+            fix="fix the entries, or pass --force",
+        )
+    for w in persist.interpreter_warnings(entries):
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    path = persist.config_path(override=config)
+    if dry_run:
+        _, change = persist.config_with(persist.read_config_text(path), entries, str(path))
+        return change
+    return persist.add_entries(path, entries)
+
+
+@main.command("import", context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, metavar="FILE|DIR...")
+@click.option("--apply", "and_apply", is_flag=True, help="Also apply the config now.")
+@click.option("--dry-run", is_flag=True, help="Print what would be added and change nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
+)
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def import_cmd(
+    obj: Ctx,
+    paths: tuple[str, ...],
+    and_apply: bool,
+    dry_run: bool,
+    force: bool,
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Add entries from binfmt.d or update-binfmts files to binfmtctl's config.
+
+    Reads binfmt.d files (one register string per line; `qemu-binfmt-conf.sh --systemd`
+    writes one per CPU), Debian update-binfmts format files (/usr/share/binfmts;
+    `qemu-binfmt-conf.sh --debian` writes these), update-binfmts database files
+    (/var/lib/binfmts) and `binfmtctl export --format json`. A DIR gives its *.conf files
+    if it has any, else every file. Everything is validated first: one bad line, or one
+    name defined differently by two sources, and nothing is imported. An entry already
+    in the config is replaced (the later import wins, as in binfmt.d). --apply then
+    applies the config.
+
+    \b
+    Examples:
+      binfmtctl import /usr/lib/binfmt.d/qemu-aarch64.conf --apply
+      binfmtctl import /usr/share/binfmts
+    """
+    from binfmtctl import persist
+
+    imported, problems, warnings = persist.read_import(list(paths))
+    if problems:
+        if as_json:
+            emit_json({"ok": False, "problems": [p.to_json() for p in problems], "config": None})
+            sys.exit(ExitStatus.PROBLEMS)
+        _print_config_problems(problems)
+        fail(
+            f"{len(problems)} problem{'s' * (len(problems) != 1)} in the input; nothing was imported",
+            fix="see the INVALID lines above",
+        )
+    for w in warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    change = _persist_add([i.entry for i in imported], config, force, as_json, dry_run)
+    if as_json and not and_apply:
+        emit_json({"ok": True, "dry_run": dry_run, "problems": [], "config": change.to_json()})
+        return
+    if not as_json:
+        for line in change.describe():
+            click.echo(("would: " if dry_run else "") + line)
+    if and_apply and not dry_run:
+        _apply_and_report(obj, config, plan_only=False, force=force, as_json=as_json)
+
+
+@main.group("persist", context_settings=CONTEXT)
+def persist_group() -> None:
+    """Keep registrations across reboot: the config and the systemd unit.
+
+    \b
+    The config (default /etc/binfmt.d/zz-binfmtctl.conf, binfmt.d syntax) is what
+    binfmtctl registers at boot; systemd-binfmt loads it too. binfmtctl.service runs
+    `binfmtctl apply` early in boot, after systemd-binfmt, without flushing others.
+      persist enable [--root DIR]    install the unit, its WantedBy= link, the config
+      persist disable [--purge]      remove them (--purge: the config too)
+      persist status                 what is set up, what differs from the live table
+      persist add ENTRY... | -f FILE add register strings to the config
+      persist save [NAME...] [--all] add live entries (default: binfmtctl's) to the config
+      persist remove NAME...         drop entries from the config
+    """
+
+
+def _print_unit_report(report: Any) -> None:
+    for s in report.steps:
+        click.echo(s)
+    if report.exec_start:
+        click.echo("ExecStart: " + " ".join(report.exec_start))
+    for n in report.notes:
+        click.echo(f"note: {n}")
+
+
+def _mount_for_unit(obj: Ctx) -> str | None:
+    from binfmtctl.binfmt_misc import DEFAULT_MOUNT
+
+    return obj.mount if obj.mount and obj.mount != DEFAULT_MOUNT else None
+
+
+@persist_group.command("enable", context_settings=CONTEXT)
+@_root_option
+@_config_option
+@click.option(
+    "--binfmtctl",
+    "program",
+    metavar="PATH",
+    help="The binfmtctl the unit runs, as a path on the target system [default: this one].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@pass_ctx
+def persist_enable(
+    obj: Ctx, root: str | None, config: str | None, program: str | None, as_json: bool
+) -> None:
+    """Install binfmtctl.service (ExecStart= this binfmtctl), enable it, create the config.
+
+    The enablement link is made as `systemctl enable` makes it, so --root DIR provisions
+    an offline image (give --binfmtctl PATH if binfmtctl has another path in the image).
+    On a running systemd system it also runs `systemctl daemon-reload` and `systemctl
+    enable --now binfmtctl.service`; where systemd is not PID 1 that is skipped, with a
+    note. Run it again after moving or reinstalling binfmtctl.
+    """
+    from binfmtctl import persist
+
+    r = root or "/"
+    if program is not None and not os.path.isabs(program):
+        raise UsageError(
+            f"--binfmtctl {program!r} is not an absolute path",
+            fix="--binfmtctl /usr/local/bin/binfmtctl",
+        )
+    report = persist.enable(
+        r,
+        config=persist.config_path(r, config),
+        mount=_mount_for_unit(obj),
+        command=[program] if program else None,
+    )
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _print_unit_report(report)
+
+
+@persist_group.command("disable", context_settings=CONTEXT)
+@_root_option
+@_config_option
+@click.option("--purge", is_flag=True, help="Also remove the config.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+def persist_disable(root: str | None, config: str | None, purge: bool, as_json: bool) -> None:
+    """Remove binfmtctl.service and its enablement link (the config stays unless --purge).
+
+    Live entries stay registered (the unit has no ExecStop: nothing is flushed);
+    `binfmtctl uninstall all` removes binfmtctl's. The config is a binfmt.d file, so
+    systemd-binfmt keeps registering its entries at boot until it is purged.
+    """
+    from binfmtctl import persist
+
+    r = root or "/"
+    report = persist.disable(r, config=persist.config_path(r, config), purge=purge)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _print_unit_report(report)
+
+
+@persist_group.command("status", context_settings=CONTEXT)
+@_root_option
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool) -> None:
+    """Show what is set up for boot and whether the live table matches the config.
+
+    Exit 1 if something is out of order (each problem names its fix): the unit missing,
+    not enabled, or pointing at a binfmtctl that is gone; an invalid config line; live
+    entries that differ from the config (binfmtctl apply).
+    """
+    from binfmtctl import persist
+
+    r = root or "/"
+    result = persist.status(r, config=persist.config_path(r, config), bm=obj.bm())
+    if as_json:
+        emit_json(result)
+    else:
+        cfg, unit = result["config"], result["unit"]
+        click.echo(
+            f"config: {cfg['path']}"
+            + (
+                f" ({len(cfg['entries'])} entries{': ' if cfg['entries'] else ''}{', '.join(cfg['entries'])})"
+                if cfg["exists"]
+                else " (missing)"
+            )
+        )
+        click.echo(
+            f"unit:   {unit['path']}"
+            + (
+                f" ({'enabled' if result['enabled'] else 'not enabled'}; ExecStart: {' '.join(unit['exec_start'])})"
+                if unit["exists"]
+                else " (not installed)"
+            )
+        )
+        if result["systemctl"]:
+            click.echo(f"systemctl is-active: {result['systemctl']['is_active']}")
+        live = result["live"]
+        if live is not None:
+            click.echo(
+                f"live:   {len(live['in_sync'])} in sync"
+                + (f", differ or missing: {', '.join(live['pending'])}" if live["pending"] else "")
+            )
+        for p in result["problems"]:
+            click.secho(f"problem: {p['message']}", fg="red")
+            click.echo(f"  fix: {p['fix']}")
+        for n in result["notes"]:
+            click.echo(f"note: {n}")
+    if not result["ok"]:
+        sys.exit(ExitStatus.PROBLEMS)
+
+
+@persist_group.command("add", context_settings=CONTEXT)
+@click.argument("entries", nargs=-1)
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    metavar="FILE|-",
+    help="Read register strings from FILE (binfmt.d syntax; - for stdin).",
+)
+@click.option("--apply", "and_apply", is_flag=True, help="Also apply the config now.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
+)
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def persist_add(
+    obj: Ctx,
+    entries: tuple[str, ...],
+    file: str | None,
+    and_apply: bool,
+    force: bool,
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Add register strings to the config (all or nothing; a same-named entry is replaced)."""
+    from binfmtctl.rules import KernelProfile
+
+    raws = read_inputs(entries, file)
+    if not raws:
+        raise UsageError(
+            "nothing to add: give ENTRY arguments or -f FILE",
+            fix="binfmtctl persist add ':name:M::magic::/path/to/interpreter:F'",
+        )
+    desired = _parse_batch_grammar(raws, KernelProfile.current_default())
+    change = _persist_add(desired, config, force, as_json)
+    if as_json and not and_apply:
+        emit_json({"ok": True, "config": change.to_json()})
+        return
+    if not as_json:
+        for line in change.describe():
+            click.echo(line)
+    if and_apply:
+        _apply_and_report(obj, config, plan_only=False, force=force, as_json=as_json)
+
+
+def _parse_batch_grammar(raws: Sequence[bytes], profile: Any) -> list[Any]:
+    """Like _parse_batch, but only the kernel grammar: a missing interpreter is warned
+    about later, not refused (the config is the state wanted at boot)."""
+    from binfmtctl.rules import validate as do_validate
+
+    entries, bad = [], []
+    for raw in raws:
+        v = do_validate(raw + b"\n", profile)
+        errors = [p for p in v.problems if p.is_error]
+        if errors or v.entry is None:
+            bad.append((raw, errors))
+        else:
+            entries.append(v.entry)
+    for raw, errors in bad:
+        click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
+        for p in errors:
+            click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
+    if bad:
+        fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
+    names = [e.name for e in entries]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(
+            f"the batch names {', '.join(map(repr, dup))} more than once",
+            fix="give each entry name once",
+        )
+    return entries
+
+
+@persist_group.command("save", context_settings=CONTEXT)
+@click.argument("names", nargs=-1)
+@click.option("--all", "include_all", is_flag=True, help="Every live entry, not only binfmtctl's.")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def persist_save(
+    obj: Ctx, names: tuple[str, ...], include_all: bool, config: str | None, as_json: bool
+) -> None:
+    """Add live entries to the config: NAMEs, or binfmtctl's own (--all: every live entry)."""
+    from binfmtctl import persist
+
+    bm = _open_for_read(obj)
+    live = bm.entries()
+    unknown = [n for n in names if n not in {e.name for e in live}]
+    if unknown:
+        fail(
+            f"no live entry named {', '.join(repr(n) for n in unknown)}; nothing was saved",
+            fix="binfmtctl status lists every entry",
+        )
+    chosen = persist.export_entries(live, names or bm.owned(), include_all and not names)
+    if not chosen:
+        fail(
+            "no live entry to save: binfmtctl owns none",
+            fix="name the entries (binfmtctl persist save NAME...), or --all",
+        )
+    change = persist.add_entries(persist.config_path(override=config), chosen)
+    if as_json:
+        emit_json({"ok": True, "config": change.to_json()})
+    else:
+        for line in change.describe():
+            click.echo(line)
+
+
+@persist_group.command("remove", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def persist_remove(names: tuple[str, ...], config: str | None, as_json: bool) -> None:
+    """Drop entries from the config (the live table is not changed: binfmtctl remove NAME)."""
+    from binfmtctl import persist
+
+    path = persist.config_path(override=config)
+    present = persist.config_names(path)
+    unknown = [n for n in names if n not in present]
+    if unknown:
+        fail(
+            f"{path} has no entry named {', '.join(repr(n) for n in unknown)}; nothing was changed",
+            fix="binfmtctl persist status lists the config's entries",
+        )
+    change = persist.remove_names(path, names)
+    if as_json:
+        emit_json({"ok": True, "config": change.to_json()})
+    else:
+        for line in change.describe():
+            click.echo(line)
+
+
 # -- [persist] commands: apply, export, import, persist (issue 6) go above this line ------------
 
 
+# -- doctor (issue 7) -------------------------------------------------------------------------------
+_DOCTOR_HEADINGS = {"error": "ERRORS", "warning": "WARNINGS", "info": "INFO"}
+
+
+def _print_findings(findings: Sequence[Any]) -> None:
+    color = {"error": "red", "warning": "yellow", "info": None}
+    for sev, heading in _DOCTOR_HEADINGS.items():
+        group = [f for f in findings if f.severity == sev]
+        if not group:
+            continue
+        click.secho(f"{heading} ({len(group)})", fg=color[sev], bold=True)
+        for f in group:
+            click.secho(f"  {f.code}" + (f"  [{f.entry}]" if f.entry else ""), fg=color[sev])
+            click.echo(f"    {f.message}")
+            click.echo(f"    fix: {f.fix}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help='Print {"findings": [...]} (and "fixes").')
+@click.option(
+    "--probe", is_flag=True, help="Also run a tiny program per target through the kernel."
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="T",
+    help="A target that must work (repeatable; aliases such as arm64 accepted).",
+)
+@click.option("--kernel", metavar="X.Y", help="Judge the entries as Linux X.Y would (4.4: no F).")
+@click.option(
+    "--fix", "do_fix", is_flag=True, help="Apply the safe fixes listed above, then check again."
+)
+@click.option(
+    "--root",
+    metavar="DIR",
+    default="/",
+    show_default=True,
+    help="Read boot-time configuration (binfmt.d, units, binfmtctl's config) under DIR.",
+)
+@click.option("--proc", metavar="DIR", default="/proc", hidden=True)
+@pass_ctx
+def doctor(
+    obj: Ctx,
+    as_json: bool,
+    probe: bool,
+    targets: tuple[str, ...],
+    kernel: str | None,
+    do_fix: bool,
+    root: str,
+    proc: str,
+) -> None:
+    """Find what stops foreign binaries from running here, and say how to fix each thing.
+
+    Checks: kernel support (binfmt_misc, F >= 4.8, P via AT_FLAGS >= 5.12, per-namespace
+    tables >= 6.7); the mount (absent, untriggered automount, read-only) and global status;
+    the context (root, CAP_SYS_ADMIN, container, user namespace, WSL) and who sees the
+    registrations; every entry (disabled, interpreter missing / gone but pinned /
+    not executable / dynamically linked / wrong architecture, no F, magic written as bare
+    hex, masks that leave the ELF machine open, C/O with a writable interpreter, P that
+    disagrees with the interpreter, entries that match the host's own binaries); overlapping
+    entries and which one wins; persistence (entries lost at reboot, configured entries not
+    live, boot-time managers undoing each other, systemd-binfmt restarts that flush); whether
+    rootless emulation (binfmtctl run) works. --probe runs a tiny program per target.
+
+    Each finding has a code, a severity, the entry, a message and the fix. Exit 0 when
+    there is no error and no warning, else 1.
+
+    \b
+    --fix applies only safe fixes, then checks again: mount binfmt_misc (or trigger the
+    automount), register binfmtctl's configured entries that are missing or differ, enable
+    a disabled entry binfmtctl owns and configures, and replace a stale QEMU entry binfmtctl
+    owns with a freshly planned one. Other tools' entries and the global status are never
+    changed.
+
+    \b
+    Examples:
+      binfmtctl doctor
+      binfmtctl doctor --probe --target arm64 --target riscv64
+      binfmtctl doctor --kernel 4.4 --json
+    """
+    from binfmtctl import doctor as doc
+
+    if kernel is not None:
+        from binfmtctl.rules import KernelProfile
+
+        try:
+            KernelProfile.parse(kernel)
+        except ValueError as e:
+            raise UsageError(str(e), fix="--kernel 4.4, --kernel 5.10, ...") from None
+
+    def check() -> list[Any]:
+        facts = doc.gather(
+            obj.mount, root=root, proc=proc, kernel=kernel, targets=targets, probe=probe
+        )
+        return [facts, doc.run_checks(facts)]
+
+    facts, findings = check()
+    fixes: list[Any] = []
+    if do_fix:
+        fixes = doc.apply_fixes(findings, facts, obj.mount)
+        if fixes:
+            facts, findings = check()
+    if as_json:
+        data = doc.to_json(findings)
+        if do_fix:
+            data["fixes"] = [f.to_json() for f in fixes]
+        emit_json(data)
+    else:
+        n = len(facts.entries)
+        click.echo(
+            f"binfmtctl doctor: Linux {facts.profile.label}, binfmt_misc at {facts.mount.path}: "
+            f"{facts.mount.state}{' (read-only)' if facts.mount.read_only else ''}, "
+            f"{n} entr{'y' if n == 1 else 'ies'}"
+        )
+        if do_fix:
+            if not fixes:
+                click.echo("--fix: nothing doctor can fix by itself")
+            for r in fixes:
+                click.secho(
+                    f"{'fixed' if r.ok else 'FAILED'} ({r.action}"
+                    + (f" {r.entry}" if r.entry else "")
+                    + f"): {r.message}",
+                    fg="green" if r.ok else "red",
+                )
+        _print_findings(findings)
+        counts = {s: sum(1 for f in findings if f.severity == s) for s in _DOCTOR_HEADINGS}
+        if doc.has_problems(findings):
+            click.secho(
+                f"{counts['error']} error(s), {counts['warning']} warning(s): see the fixes above",
+                fg="red" if counts["error"] else "yellow",
+            )
+        else:
+            click.secho("healthy: no errors, no warnings", fg="green")
+    if doc.has_problems(findings):
+        sys.exit(ExitStatus.PROBLEMS)
+
+
 # -- [doctor] command (issue 7) goes above this line ---------------------------------------------
+
+
+# -- run: rootless emulation (issue 9) ------------------------------------------------------------
+class _RunUsageError(click.UsageError):
+    """A bad `run` invocation: 125, like binfmtctl's other failures inside `run`."""
+
+    exit_code = 125
+
+
+class _RunCommand(click.Command):
+    """`run` exits 125 for its own usage errors too, so COMMAND's statuses stay unambiguous."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _RunUsageError:
+            raise
+        except click.UsageError as e:
+            raise _RunUsageError(e.message, ctx=e.ctx) from None
+
+
+class _RunFailures:
+    """Turn binfmtctl's own failures (any BinfmtctlError, an OSError) into exit 125;
+    COMMAND-not-runnable errors (126, 127) pass through."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        from binfmtctl import rootless
+
+        if exc is None or isinstance(
+            exc, (rootless.RunRefused, rootless.CannotExecute, CommandNotFound, _RunUsageError)
+        ):
+            return
+        if isinstance(exc, BinfmtctlError):
+            raise rootless.RunRefused(exc.message) from None
+        if isinstance(exc, click.UsageError):
+            raise _RunUsageError(exc.message, ctx=exc.ctx) from None
+        if isinstance(exc, OSError):
+            raise rootless.RunRefused(
+                f"cannot set up the private namespace: {exc}",
+                fix="see binfmtctl run --help; binfmtctl run --dry-run says what would be done",
+            ) from None
+
+
+def _print_run_plan(rp: Any, avail: Any, dry_run: bool, verbose: bool) -> None:
+    """The plan: on stdout for --dry-run, else on stderr (stdout belongs to COMMAND)."""
+    err = not dry_run
+    if dry_run:
+        state = "available" if avail.available else "NOT available"
+        click.echo(f"rootless emulation: {state}: {avail.reason}")
+        if not avail.available:
+            click.echo(f"  fix: {avail.fix}")
+    if dry_run or verbose:
+        if rp.entries:
+            click.echo(
+                "would register in a private binfmt_misc:" if dry_run else "registering:", err=err
+            )
+        for e in rp.entries:
+            click.echo(f"  {e.name:<20} {e.flags or '-':<4} {e.interpreter}", err=err)
+    for s in rp.skipped:
+        dynamic = "dynamically linked" in s.reason
+        if dry_run or verbose or dynamic:
+            click.secho(f"skipped  {s.name}: {s.reason}", fg="yellow" if dynamic else None, err=err)
+            if s.fix and (dynamic or dry_run):
+                click.echo(f"  fix: {s.fix}", err=err)
+    if len(rp.refusals) > 1:
+        for r in rp.refusals:
+            click.secho(f"REFUSED  {r.target or 'run'}: {r.reason}", fg="red", err=True)
+            click.echo(f"  fix: {r.fix}", err=True)
+
+
+@main.command(
+    "run",
+    cls=_RunCommand,
+    context_settings={**CONTEXT, "allow_interspersed_args": False},
+)
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="TARGET",
+    help="Emulate TARGET (a QEMU name or alias: arm64, linux/arm/v7, riscv64...); repeatable. "
+    "Default: every target whose QEMU is installed, minus the host's own family.",
+)
+@click.option(
+    "--qemu-path",
+    metavar="DIR",
+    help="Look for qemu-<target><suffix> only in DIR (as `install --qemu-path`).",
+)
+@click.option(
+    "--qemu-suffix",
+    metavar="S",
+    help="Interpreter name suffix to look for (default: '-static', then none).",
+)
+@click.option(
+    "--allow-dynamic",
+    is_flag=True,
+    help="Accept a dynamically linked QEMU: fine for programs on this filesystem, broken in "
+    "containers and chroots started from COMMAND.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say whether rootless emulation works here and what would be registered; run nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Say on stderr what is registered before COMMAND starts."
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(
+    targets: tuple[str, ...],
+    qemu_path: str | None,
+    qemu_suffix: str | None,
+    allow_dynamic: bool,
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND with QEMU emulation, as any user, without root and without touching the host.
+
+    COMMAND runs in a new user and mount namespace (Linux >= 6.7) with its own binfmt_misc,
+    where QEMU is registered for the TARGETs: foreign binaries run, for COMMAND and everything
+    it starts (a shell, make, a container engine that does not mount its own binfmt_misc).
+    You are root only inside that namespace: files you create are yours, and you gain no
+    privilege on the host. Your working directory, environment, files, stdin/stdout/stderr and
+    COMMAND's exit status pass through. The host's binfmt_misc table is neither read nor
+    changed, and the entries vanish when COMMAND exits. Inside, BINFMTCTL_SANDBOX=1 is set.
+
+    Entries are the ones `install` would make (qemu-TARGET, QEMU's magic/mask, F, and P for
+    Debian's -binfmt-P interpreters). A named TARGET must work: a missing interpreter, or a
+    dynamically linked one (unless --allow-dynamic), refuses the run. With F the kernel pins
+    the interpreter file but still loads a dynamic QEMU's loader and libraries from the root
+    of each program run, so it works for programs on this filesystem and fails inside
+    containers and chroots. Without TARGETs, such targets are skipped (with a warning for a
+    dynamic QEMU).
+
+    Refused, with the reason and the fix: Linux older than 6.7; user namespaces forbidden
+    (user.max_user_namespaces = 0, kernel.unprivileged_userns_clone = 0, AppArmor's
+    kernel.apparmor_restrict_unprivileged_userns = 1, a container's seccomp profile).
+
+    \b
+    Exit status: COMMAND's own when it ran;
+      125  binfmtctl refused or failed (bad usage included): nothing ran
+      126  COMMAND was found but cannot be executed
+      127  COMMAND was not found
+
+    \b
+    Examples:
+      binfmtctl run --target arm64 -- ./hello-arm64
+      binfmtctl run -t arm64 -t riscv64 -- make test
+      binfmtctl run -- sh          (every installed QEMU target)
+      binfmtctl run --dry-run      (does it work here? what would be registered?)
+    """
+    with _RunFailures():
+        _run(targets, qemu_path, qemu_suffix, allow_dynamic, dry_run, as_json, verbose, command)
+
+
+def _run(
+    targets: tuple[str, ...],
+    qemu_path: str | None,
+    qemu_suffix: str | None,
+    allow_dynamic: bool,
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    command: tuple[str, ...],
+) -> None:
+    from binfmtctl import rootless
+    from binfmtctl import sandbox as sb
+
+    if as_json and not dry_run:
+        raise _RunUsageError("--json describes the plan: use it with --dry-run")
+    if not command and not dry_run:
+        raise _RunUsageError(
+            "give the command to run after --: binfmtctl run --target arm64 -- COMMAND"
+        )
+    requested = list(targets) or ["all"]
+    rootless.named_targets(requested)  # an unknown name is a usage error, before any work
+    avail = rootless.availability(rootless.gather_facts(unprivileged=False))
+    rp = rootless.prepare_run(
+        requested, qemu_path=qemu_path, qemu_suffix=qemu_suffix, allow_dynamic=allow_dynamic
+    )
+    if as_json:
+        emit_json({"availability": avail.to_json(), "command": list(command), **rp.to_json()})
+        if not (avail.available and rp.ok):
+            sys.exit(rootless.EXIT_REFUSED)
+        return
+    _print_run_plan(rp, avail, dry_run, verbose)
+    if not avail.available:
+        raise rootless.RunRefused(
+            f"rootless emulation is not available: {avail.reason}", fix=avail.fix
+        )
+    if len(rp.refusals) == 1:
+        r = rp.refusals[0]
+        raise rootless.RunRefused(
+            f"refused{' ' + r.target if r.target else ''}: {r.reason}; nothing ran", fix=r.fix
+        )
+    if rp.refusals:
+        raise rootless.RunRefused(
+            f"refused for the {len(rp.refusals)} reasons above; nothing ran",
+            fix=rp.refusals[0].fix,
+        )
+    _safety(rp.entries, False)
+    if dry_run:
+        return
+    if verbose:
+        click.echo(
+            "running COMMAND as root of a private user namespace (not root on the host)", err=True
+        )
+    sb.exec_in_sandbox(rootless.inner_argv(sb.self_command(), rp.entries, command), check=False)
 
 
 # -- [run] command (issue 9) goes above this line ------------------------------------------------
