@@ -24,7 +24,7 @@ from binfmtctl.errors import UsageError
 from binfmtctl.plan import plan_register
 from binfmtctl.rules import KernelProfile
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, register_raw, run_cli, snapshot
 
 MNT = "/proc/sys/fs/binfmt_misc"
 K4_4 = KernelProfile((4, 4))
@@ -329,29 +329,11 @@ needs_qemu = pytest.mark.skipif(
 SIX = ["aarch64", "arm", "riscv64", "s390x", "ppc64le", "mips64el"]
 
 
-def snapshot(box: Sandbox) -> list[tuple[str, str]]:
-    """(name, entry text) in kernel order: the whole observable table."""
-    script = f'for f in $(ls -f {MNT}); do case $f in .|..|register|status) ;; *) printf "%s\\n" "$f"; cat {MNT}/"$f"; printf "\\036\\n";; esac; done'
-    out = sandbox_run(box, script).stdout
-    items = []
-    for block in out.split("\x1e\n"):
-        if block.strip():
-            name, _, text = block.partition("\n")
-            items.append((name, text))
-    return items
-
-
 def sandbox_run(box: Sandbox, script: str) -> subprocess.CompletedProcess[str]:
     p = box.run(["sh", "-c", script])
     return subprocess.CompletedProcess(
         p.args, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
     )
-
-
-def register_raw(box: Sandbox, line: str) -> None:
-    """Register behind binfmtctl's back, as another tool would."""
-    p = sandbox_run(box, f"printf '%s\\n' '{line}' > {MNT}/register")
-    assert p.returncode == 0, p.stderr
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from binfmtctl.entry import iter_binfmt_d_lines, parse_register, parse_update_binfmts
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import run_cli
+from tests.conftest import register_raw, run_cli, snapshot
 
 pytestmark = pytest.mark.sandbox
 MNT = "/proc/sys/fs/binfmt_misc"
@@ -25,24 +25,6 @@ FOREIGN = [
     ":WSLInterop:M::MZ::/init:P",
     r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:",
 ]
-
-
-def snapshot(box: Sandbox) -> list[tuple[str, str]]:
-    """(name, entry file text) in kernel match order: the whole observable table."""
-    script = f'for f in $(ls -f {MNT}); do case $f in .|..|register|status) ;; *) printf "%s\\n" "$f"; cat {MNT}/"$f"; printf "\\036\\n";; esac; done'
-    out = box.run(["sh", "-c", script]).stdout.decode()
-    items = []
-    for block in out.split("\x1e\n"):
-        if block.strip():
-            name, _, text = block.partition("\n")
-            items.append((name, text))
-    return items
-
-
-def register_raw(box: Sandbox, line: str) -> None:
-    """Register behind binfmtctl's back, as another tool would."""
-    p = box.run(["sh", "-c", f"printf '%s\\n' '{line}' > {MNT}/register"])
-    assert p.returncode == 0, p.stderr
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from binfmtctl import persist
 from binfmtctl.entry import Entry, parse_register, render_register
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, register_raw, run_cli, snapshot
 
 MNT = "/proc/sys/fs/binfmt_misc"
 SYSTEMD_BINFMT = next(
@@ -53,24 +53,6 @@ PYTHON = r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:"
 
 def entry(line: str) -> Entry:
     return parse_register(line)
-
-
-def snapshot(box: Sandbox) -> list[tuple[str, str]]:
-    """(name, entry file text) in kernel match order: the whole observable table."""
-    script = f'for f in $(ls -f {MNT}); do case $f in .|..|register|status) ;; *) printf "%s\\n" "$f"; cat {MNT}/"$f"; printf "\\036\\n";; esac; done'
-    out = box.run(["sh", "-c", script]).stdout.decode()
-    items = []
-    for block in out.split("\x1e\n"):
-        if block.strip():
-            name, _, text = block.partition("\n")
-            items.append((name, text))
-    return items
-
-
-def register_raw(box: Sandbox, line: str) -> None:
-    """Register behind binfmtctl's back, as another tool would."""
-    p = box.run(["sh", "-c", f"printf '%s\\n' '{line}' > {MNT}/register"])
-    assert p.returncode == 0, p.stderr
 
 
 def systemd_binfmt(box: Sandbox, *files: str | Path) -> None:

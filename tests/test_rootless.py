@@ -12,15 +12,12 @@ happens in the namespace ``run`` creates, and each live test checks the host tab
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,15 +26,14 @@ import pytest
 from binfmtctl import install as inst
 from binfmtctl import interpreters as it
 from binfmtctl import probe, rootless, table
-from binfmtctl.binfmt_misc import DEFAULT_MOUNT, BinfmtMisc
+from binfmtctl.binfmt_misc import DEFAULT_MOUNT
 from binfmtctl.entry import parse_register
 from binfmtctl.rootless import Availability, Facts, Trial
 from binfmtctl.rules import KernelProfile
-from tests.conftest import ROOT, require_sandbox
+from tests.conftest import NOBODY, User, host_table, require_sandbox
 
 K6_18 = KernelProfile((6, 18))
 LOADER = "/lib64/ld-linux-x86-64.so.2"
-NOBODY = 65534
 SYSCTL_MAX = "user.max_user_namespaces"
 SYSCTL_CLONE = "kernel.unprivileged_userns_clone"
 SYSCTL_AA = "kernel.apparmor_restrict_unprivileged_userns"
@@ -393,133 +389,6 @@ needs_qemu = pytest.mark.skipif(
 )
 STATIC_QEMU = "/usr/bin/qemu-aarch64-static"
 FOREIGN = ["aarch64", "riscv64", "s390x", "arm", "ppc64le", "mips64el"]
-DEPENDENCIES = ("click", "elftools", "yaml", "_yaml", "psutil")
-
-
-@dataclass(frozen=True)
-class User:
-    """How to run things as the unprivileged user, with binfmtctl importable."""
-
-    drop: tuple[str, ...]  # setpriv prefix, empty when the suite already runs unprivileged
-    uid: int
-    python: str
-    env: Mapping[str, str]
-    base: Path  # world-readable scratch directory: probes, scripts, the package copy
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: Path | str | None = None,
-        env: Mapping[str, str] | None = None,
-        input: str | None = None,
-        timeout: float = 120,
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.drop, *argv],
-            cwd=str(cwd or self.base),
-            env={**self.env, **(env or {})},
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def binfmtctl(
-        self,
-        *args: str,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        input: str | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        return self.run([self.python, "-m", "binfmtctl", *args], cwd=cwd, env=env, input=input)
-
-    def workdir(self) -> Path:
-        """A fresh directory the user owns."""
-        d = Path(tempfile.mkdtemp(prefix="work-", dir=self.base))
-        if os.geteuid() == 0:
-            os.chown(d, self.uid, self.uid)
-        return d
-
-
-def _exec_ok_base() -> str:
-    for c in (tempfile.gettempdir(), "/var/tmp", "/dev/shm"):
-        try:
-            if os.access(c, os.W_OK | os.X_OK) and not os.statvfs(c).f_flag & os.ST_NOEXEC:
-                return c
-        except OSError:
-            continue
-    return tempfile.gettempdir()
-
-
-def _copy_runtime(site: Path) -> None:
-    """binfmtctl (with its data) and its dependencies, as world-readable copies."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "binfmtctl", site / "binfmtctl", ignore=ignore)
-    shutil.copytree(ROOT / "data", site / "data", ignore=ignore)
-    for name in DEPENDENCIES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            continue  # optional (_yaml)
-        if spec.submodule_search_locations:
-            src = Path(next(iter(spec.submodule_search_locations)))
-            shutil.copytree(src, site / src.name, ignore=ignore)
-        else:
-            shutil.copy2(spec.origin, site / Path(spec.origin).name)
-
-
-@pytest.fixture(scope="session")
-def user() -> Iterator[User]:
-    """The unprivileged user the live tests run as (never skipped for lack of a Python)."""
-    base = Path(tempfile.mkdtemp(prefix="binfmtctl-rootless-", dir=_exec_ok_base()))
-    try:
-        base.chmod(0o755)
-        site = base / "site"
-        _copy_runtime(site)
-        for dirpath, dirnames, filenames in os.walk(base):
-            for n in dirnames:
-                os.chmod(os.path.join(dirpath, n), 0o755)
-            for n in filenames:
-                p = os.path.join(dirpath, n)
-                os.chmod(p, os.stat(p).st_mode | 0o444)
-        drop: tuple[str, ...] = ()
-        uid = os.geteuid()
-        if uid == 0:
-            setpriv = shutil.which("setpriv")
-            assert setpriv, "setpriv (util-linux) is needed to drop to uid 65534"
-            drop = (setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--")
-            uid = NOBODY
-        env = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(base),
-            "LANG": "C.UTF-8",
-            "PYTHONPATH": str(site),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "TMPDIR": tempfile.gettempdir(),  # where run's namespace keeps its records
-        }
-        candidates = [sys.executable, "/usr/bin/python3", shutil.which("python3") or ""]
-        check = (
-            "import sys, binfmtctl.cli, click, elftools, yaml; assert sys.version_info >= (3, 10)"
-        )
-        tried = []
-        for py in dict.fromkeys(c for c in candidates if c):
-            # through sh, so the exec itself happens with the user's credentials
-            p = subprocess.run(
-                [*drop, "sh", "-c", 'exec "$0" -c "$1"', py, check],
-                cwd=base,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if p.returncode == 0:
-                yield User(drop, uid, py, env, base)
-                return
-            tried.append(f"{py}: {p.stderr.strip().splitlines()[-1:] or p.returncode}")
-        pytest.fail(f"no Python that uid {uid} can run with binfmtctl's dependencies: {tried}")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -548,29 +417,6 @@ def probes(user: User) -> Path:
     for t in [*FOREIGN, "x86_64"]:
         probe.write_probe(t, d)
     return d
-
-
-def host_table() -> tuple[object, list[tuple[str, bytes]]]:
-    """The host's binfmt_misc as it stands: mount state, and every file's text if mounted.
-    Never mounts: an untriggered automount is reported as such, not opened."""
-    bm = BinfmtMisc(DEFAULT_MOUNT)
-    st = bm.mount_state()
-    if st.state != "mounted":
-        return st, []
-    texts = []
-    for name in sorted(os.listdir(DEFAULT_MOUNT)):
-        if name == "register":
-            continue
-        with open(os.path.join(DEFAULT_MOUNT, name), "rb") as f:
-            texts.append((name, f.read()))
-    return st, texts
-
-
-@pytest.fixture(autouse=True, scope="module")
-def host_untouched() -> Iterator[None]:
-    before = host_table()
-    yield
-    assert host_table() == before, "the host's binfmt_misc changed"
 
 
 def state_dirs(uid: int) -> set[str]:
