@@ -245,9 +245,13 @@ class BinfmtMisc:
         except OSError:
             filesystems = None
         st = mount_state(self.path, mountinfo, filesystems, os.path.isdir(self.path))
-        if st.state == "not-mounted" and os.path.exists(os.path.join(self.path, "register")):
+        has_register = os.path.exists(os.path.join(self.path, "register"))
+        if st.state == "not-mounted" and has_register:
             # mountinfo may not name the path (e.g. a bind from elsewhere); the files decide
             return MountState("mounted", self.path)
+        if st.state == "mounted" and not has_register:
+            # listed, but hidden under a later mount of a parent directory
+            return MountState("not-mounted", self.path)
         return st
 
     def ensure_mounted(self, *, mount: bool = True) -> MountState:

@@ -454,25 +454,32 @@ def gather_facts(*, unprivileged: bool = True, timeout: float = TRIAL_TIMEOUT) -
             prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
     trial: Trial | None = None
     if unshare is not None and can_try and kernel_version(release) >= MIN_KERNEL:
-        try:
-            proc = subprocess.run(
-                [*prefix, *trial_argv(unshare)],
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout,
-                check=False,
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-            )
-            trial = Trial(proc.returncode, proc.stderr)
-            if prefix and not trial.ok and proc.stderr.lstrip().startswith("setpriv:"):
-                trial = None  # could not become uid 65534 (unmapped in this namespace)
-        except subprocess.TimeoutExpired:
-            trial = Trial(-1, f"unshare failed: no answer within {timeout:g}s")
-        except OSError as e:
-            trial = Trial(-1, f"unshare failed: {e.strerror}")
+        trial = _trial([*prefix, *trial_argv(unshare)], timeout)
+        if prefix and not trial.ok and trial.stderr.lstrip().startswith("setpriv:"):
+            # uid 65534 is not mapped in this (nested) namespace: answer for this user
+            euid = os.geteuid()
+            user = "you (root of a user namespace, not of the host)" if nested else "you (root)"
+            trial = _trial(trial_argv(unshare), timeout)
     return Facts(release, euid, user, sysctls, unshare is not None, trial, nested)
+
+
+def _trial(argv: list[str], timeout: float) -> Trial:
+    try:
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return Trial(-1, f"unshare failed: no answer within {timeout:g}s")
+    except OSError as e:
+        return Trial(-1, f"unshare failed: {e.strerror}")
+    return Trial(proc.returncode, proc.stderr)
 
 
 def prepare_run(

@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from binfmtctl.entry import iter_binfmt_d_lines, parse_register, parse_update_binfmts
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import register_raw, run_cli, snapshot
+from tests.conftest import ROOT, register_raw, run_cli, snapshot
 
 pytestmark = pytest.mark.sandbox
 MNT = "/proc/sys/fs/binfmt_misc"
@@ -258,3 +259,16 @@ def test_status_without_root_reads(sandbox: Sandbox) -> None:
     assert p.returncode == 0 and b"magic 424d5831" in p.stdout
     mode = sandbox.run(["stat", "-c", "%a", f"{MNT}/register"]).stdout.decode().strip()
     assert stat.S_IMODE(int(mode, 8)) == 0o200
+
+
+def test_mount_hidden_under_a_parent_mount_is_not_mounted(sandbox: Sandbox, tmp_path: Path) -> None:
+    """mountinfo still lists a binfmt_misc mount that a later mount of /proc/sys/fs
+    hides; binfmtctl must not take the hidden one for a usable table."""
+    fs = tmp_path / "fs"
+    (fs / "binfmt_misc").mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    code = "from binfmtctl.binfmt_misc import BinfmtMisc; print(BinfmtMisc().mount_state().state)"
+    script = f"mount --bind {fs} /proc/sys/fs && {sys.executable} -c '{code}'"
+    p = sandbox.run(["unshare", "--mount", "--", "sh", "-c", script], env={"PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() == "not-mounted"

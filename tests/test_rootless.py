@@ -16,6 +16,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,7 +31,8 @@ from binfmtctl.binfmt_misc import DEFAULT_MOUNT
 from binfmtctl.entry import parse_register
 from binfmtctl.rootless import Availability, Facts, Trial
 from binfmtctl.rules import KernelProfile
-from tests.conftest import NOBODY, User, host_table, require_sandbox
+from binfmtctl.sandbox import Sandbox
+from tests.conftest import NOBODY, ROOT, User, host_table, require_sandbox
 
 K6_18 = KernelProfile((6, 18))
 LOADER = "/lib64/ld-linux-x86-64.so.2"
@@ -786,3 +788,15 @@ def test_an_inherited_binfmt_misc_mount_is_never_written(user: User, probes: Pat
     inside, outside = p.stdout.split("status 0\n")
     assert inside.splitlines() == ["qemu-aarch64", "register", "status", "binfmtctl-probe:aarch64"]
     assert sorted(outside.splitlines()) == ["outer-marker", "register", "status"]
+
+
+def test_availability_inside_a_namespace_without_uid_65534(sandbox: Sandbox) -> None:
+    """In a user namespace that maps only root, setpriv cannot become 65534: the
+    answer falls back to this user instead of blaming a security module."""
+    code = "from binfmtctl import rootless as r; a = r.availability(r.gather_facts()); print(a.available, a.reason)"
+    p = sandbox.run([sys.executable, "-c", code], env={"PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert out.startswith("True"), out
+    assert "security module" not in out
+    assert "(tried)" in out and "uid 65534" not in out, out
