@@ -130,6 +130,31 @@ def open_exec_errno(path: str) -> str | None:
     return None
 
 
+def cap_eff(status_text: str | None) -> int | None:
+    """The effective capability set from /proc/PID/status text (None if absent)."""
+    for line in (status_text or "").splitlines():
+        if line.startswith("CapEff:"):
+            try:
+                return int(line.split()[1], 16)
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+CAP_SYS_ADMIN = 21
+
+
+def has_cap_sys_admin() -> bool:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            caps = cap_eff(f.read())
+    except OSError:
+        caps = None
+    if caps is None:
+        return os.geteuid() == 0
+    return bool(caps >> CAP_SYS_ADMIN & 1)
+
+
 def entry_health(entry: Entry, interp_errno: str | None) -> str:
     """One word for ``status``: ok, disabled, interpreter-missing,
     interpreter-not-executable, or pinned-interpreter-gone (F: works until reboot)."""
@@ -294,9 +319,11 @@ class BinfmtMisc:
     def _privilege_fix(self) -> str:
         if os.geteuid() != 0:
             return "run as root (sudo binfmtctl ...), or use `binfmtctl run` for a private table without root (Linux >= 6.7)"
+        if not has_cap_sys_admin():
+            return "this process is root but lacks CAP_SYS_ADMIN (a container started without it?): register from the host, or give the container CAP_SYS_ADMIN"
         if not os.access("/proc/sys", os.W_OK):
             return "/proc/sys is read-only here (a container?): register from the host, or run the container with --privileged"
-        return "this process lacks CAP_SYS_ADMIN or a security module denies it (a container?): register from the host"
+        return "a security module (AppArmor, SELinux, seccomp) denies it: register from the host"
 
     def instance_id(self) -> str:
         try:

@@ -485,6 +485,18 @@ def register(
         _register_locked(bm, desired, replace=replace, dry_run=dry_run, as_json=as_json)
 
 
+def scope_note() -> None:
+    """Say it plainly when the table written is private to a user namespace."""
+    from binfmtctl.sandbox import in_initial_user_namespace
+
+    if not in_initial_user_namespace():
+        click.echo(
+            "note: this binfmt_misc belongs to a user namespace (a container or a binfmtctl "
+            "sandbox): only processes in it see these entries, not the host or other containers",
+            err=True,
+        )
+
+
 def _register_locked(
     bm: Any, desired: list[Any], *, replace: bool, dry_run: bool, as_json: bool
 ) -> None:
@@ -506,7 +518,8 @@ def _register_locked(
         )
     if dry_run:
         return
-    bm.apply(actions)
+    if bm.apply(actions):
+        scope_note()
     if as_json:
         emit_json({"dry_run": False, "actions": [a.to_json() for a in actions]})
     else:
@@ -1179,6 +1192,7 @@ def install(
         todo = [a for a in actions if a.kind in ("add", "replace")]
         if not dry_run and todo:
             done = bm.apply(todo)
+            scope_note()
     results: list[Any] = []
     working = [p.target.name for p in plans if p.ok]
     if not dry_run and not no_test and working:

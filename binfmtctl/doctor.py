@@ -67,9 +67,11 @@ from types import ModuleType
 
 from binfmtctl import table
 from binfmtctl.binfmt_misc import (
+    CAP_SYS_ADMIN,
     DEFAULT_MOUNT,
     BinfmtMisc,
     MountState,
+    cap_eff,
     filesystems_has_binfmt,
     gather_path_facts,
     mount_state,
@@ -85,7 +87,6 @@ from binfmtctl.rules import KernelProfile, validate
 
 SEVERITIES = ("error", "warning", "info")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
-CAP_SYS_ADMIN = 21
 FULL_UID_MAP = "0 0 4294967295"
 BINFMT_D_DIRS = (
     "etc/binfmt.d",
@@ -1294,16 +1295,6 @@ def _under(root: str, rel: str) -> str:
     return os.path.join(root, rel.lstrip("/"))
 
 
-def _cap_eff(status_text: str | None) -> int | None:
-    for line in (status_text or "").splitlines():
-        if line.startswith("CapEff:"):
-            try:
-                return int(line.split()[1], 16)
-            except (IndexError, ValueError):
-                return None
-    return None
-
-
 def _pid1_container(environ: str | None) -> str | None:
     for item in (environ or "").split("\0"):
         if item.startswith("container="):
@@ -1338,7 +1329,7 @@ def gather_context(
     containerenv = _read(_under(root, "run/.containerenv"))
     return ContextFacts(
         euid=os.geteuid(),
-        cap_eff=_cap_eff(_read(os.path.join(proc, "self/status"))),
+        cap_eff=cap_eff(_read(os.path.join(proc, "self/status"))),
         uid_map=_read(os.path.join(proc, "self/uid_map")),
         dockerenv=os.path.lexists(_under(root, ".dockerenv")),
         containerenv=containerenv,

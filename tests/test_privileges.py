@@ -1,0 +1,147 @@
+"""Writes that cannot happen say why, for real: not root, no CAP_SYS_ADMIN, a
+read-only mount, and a table private to a user namespace. Reads work without root.
+
+Every case runs either in a private namespace or against an empty directory given
+with --mount; the host's table is never touched (conftest's guard checks it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from binfmtctl.sandbox import Sandbox
+from tests.conftest import MNT, ROOT, User, run_cli
+
+ENTRY = ":t:M::BMX1::/bin/true:"
+
+
+def no_traceback(p: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    return p
+
+
+def test_not_root_cannot_mount_and_is_told_what_to_do(user: User) -> None:
+    empty = user.workdir()
+    p = no_traceback(user.binfmtctl("--mount", str(empty), "register", ENTRY))
+    assert p.returncode == 1
+    assert "run as root" in p.stderr and "binfmtctl run" in p.stderr
+    p = no_traceback(user.binfmtctl("--mount", str(empty), "status"))
+    assert p.returncode == 1 and "not mounted" in p.stderr
+
+
+def test_root_without_cap_sys_admin_cannot_mount(sandbox: Sandbox, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    os.chmod(tmp_path, 0o755)
+    argv = [
+        "setpriv",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        sys.executable,
+        "-m",
+        "binfmtctl",
+    ]
+    p = sandbox.run(
+        [*argv, "--mount", str(empty), "register", ENTRY], env={"PYTHONPATH": str(ROOT)}
+    )
+    err = p.stderr.decode()
+    assert p.returncode == 1 and "Traceback" not in err
+    assert "CAP_SYS_ADMIN" in err
+
+
+def test_read_only_mount_is_explained(sandbox: Sandbox) -> None:
+    assert sandbox.run(["mount", "-o", "remount,bind,ro", MNT]).returncode == 0
+    p = no_traceback(run_cli(sandbox, "register", ENTRY))
+    assert p.returncode == 1
+    assert "read-only" in p.stderr and "fix:" in p.stderr
+    st = no_traceback(run_cli(sandbox, "status", "--json"))
+    assert st.returncode == 0 and json.loads(st.stdout)["mount"]["read_only"] is True
+
+
+def test_private_table_is_said_plainly(sandbox: Sandbox) -> None:
+    p = no_traceback(run_cli(sandbox, "register", ENTRY))
+    assert p.returncode == 0
+    assert "user namespace" in p.stderr and "host" in p.stderr
+
+
+def in_mapped_namespace(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` as root of a new user+mount namespace that maps uids/gids 0-65535
+    identically (written by this root process, no newuidmap needed), with its own
+    binfmt_misc mounted, so uid 65534 exists inside as an ordinary non-root user."""
+    inner: Sequence[str] = [
+        "sh",
+        "-c",
+        f"read _ && mount -t binfmt_misc binfmt_misc {MNT} && {script}",
+    ]
+    p = subprocess.Popen(
+        ["unshare", "--user", "--mount", "--propagation", "private", "--", *inner],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    ours = os.readlink("/proc/self/ns/user")
+    deadline = time.monotonic() + 30
+    while os.readlink(f"/proc/{p.pid}/ns/user") == ours:  # until unshare(2) has happened
+        assert time.monotonic() < deadline, "unshare did not enter a new user namespace"
+        time.sleep(0.01)
+    for kind in ("uid_map", "gid_map"):
+        with open(f"/proc/{p.pid}/{kind}", "w") as f:
+            f.write("0 0 65536\n")
+    out, err = p.communicate("go\n", timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def test_non_root_reads_but_cannot_write(user: User) -> None:
+    if os.geteuid() != 0:
+        return  # the suite already runs unprivileged: test_not_root_* covers it
+    py = f"{user.python} -m binfmtctl"
+    drop = " ".join(user.drop)
+    script = (
+        f"printf '%s\\n' '{ENTRY}' > {MNT}/register && "
+        f"{drop} sh -c '{py} status --json > status.json'; echo status=$?; "
+        f"{drop} {py} register ':u:M::BMX2::/bin/true:'; echo register=$?"
+    )
+    work = user.workdir()
+    env = {**user.env, "BINFMTCTL_STATE_DIR": str(work / "state")}
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        res = in_mapped_namespace(script, env)
+    finally:
+        os.chdir(cwd)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "status=0" in res.stdout and "register=1" in res.stdout, (res.stdout, res.stderr)
+    data = json.loads((work / "status.json").read_text())
+    assert [e["name"] for e in data["entries"]] == ["t"]
+    assert "permission denied" in res.stderr and "run as root" in res.stderr
+
+
+def test_sandbox_command_holds_just_the_given_entries(tmp_path: Path) -> None:
+    """`binfmtctl sandbox`: a private table with exactly the given entries, COMMAND's exit
+    status passed through, nothing left on the host (conftest's guard)."""
+    conf = tmp_path / "one.conf"
+    conf.write_text("# a comment\n:fromfile:E::xyz::/bin/true:\n")
+    os.chmod(tmp_path, 0o755)
+    argv = [sys.executable, "-m", "binfmtctl", "sandbox", "--entry", ENTRY, "-f", str(conf), "--"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(
+        [*argv, "sh", "-c", f"ls {MNT}; exit 7"], capture_output=True, text=True, env=env
+    )
+    assert p.returncode == 7, p.stderr
+    assert sorted(p.stdout.split()) == ["fromfile", "register", "status", "t"]
+    bad = subprocess.run(
+        [*argv[:-1], "--entry", ":x:M:-1:BM::/bin/true:", "--", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 1 and "offset" in bad.stderr and "Traceback" not in bad.stderr
