@@ -115,14 +115,15 @@ def clear_table() -> None:
 
 
 def full_qemu_config(directory: Path) -> Path:
-    """Every QEMU target with a Debian-style interpreter, as binfmtctl's config."""
+    """Every foreign QEMU target with Debian's static interpreter, as binfmtctl's config
+    (the host's own family is left out, as install does: apply would refuse it)."""
     sys.path.insert(0, str(ROOT))
     from binfmtctl import table
     from binfmtctl.entry import render_binfmt_d
 
     entries = [
         t.entry(f"/usr/bin/{t.interpreter}-static", "F")
-        for t in table.targets()
+        for t in table.foreign_targets()
         if os.path.exists(f"/usr/bin/{t.interpreter}-static")
     ]
     path = directory / "qemu-all.conf"

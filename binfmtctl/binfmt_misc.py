@@ -521,44 +521,70 @@ class BinfmtMisc:
                 self._lock_depth = 0
 
     def apply(self, actions: list[Action]) -> list[Action]:
-        """Carry out add/replace/remove actions in order, under the lock.
+        """Carry out add/replace/remove actions in order, under the lock, all or nothing.
 
         On a failure at step k, steps k-1..0 are undone (added entries removed,
         replaced and removed ones put back) and the error is re-raised, so the
         table's entries end as they began. Records ownership of what it registered.
         """
-        store = self.ownership()
         done: list[Action] = []
         with self.locked():
-            owned = store.load()
             try:
                 for a in actions:
-                    if a.kind == "add":
-                        self.register(a.entry)
-                    elif a.kind == "replace":
-                        assert a.old is not None
-                        self.remove(a.entry.name)
-                        done.append(Action("remove", a.old, a.old))
-                        self.register(a.entry)
-                        done[-1] = a
-                        continue
-                    elif a.kind == "remove":
-                        self.remove(a.entry.name)
-                    else:
-                        continue
-                    done.append(a)
+                    self._do(a, done)
             except BinfmtctlError:
                 self._rollback(done)
                 raise
-            for a in done:
-                if a.kind in ("add", "replace"):
-                    owned[a.entry.name] = kernel_view(replace(a.entry, enabled=True))
-                elif a.kind == "remove":
-                    owned.pop(a.entry.name, None)
-            if done:
-                with contextlib.suppress(OSError):
-                    store.save(owned)
+            self._record(done)
         return done
+
+    def apply_each(self, actions: list[Action]) -> list[tuple[Action, BinfmtctlError | None]]:
+        """Carry out each action on its own (the boot path): a failed one is undone and
+        reported, the others still happen. One lock and one ownership write for all."""
+        results: list[tuple[Action, BinfmtctlError | None]] = []
+        done_all: list[Action] = []
+        with self.locked():
+            for a in actions:
+                done: list[Action] = []
+                try:
+                    self._do(a, done)
+                except BinfmtctlError as e:
+                    self._rollback(done)
+                    results.append((a, e))
+                    continue
+                done_all += done
+                results.append((a, None))
+            self._record(done_all)
+        return results
+
+    def _do(self, a: Action, done: list[Action]) -> None:
+        if a.kind == "add":
+            self.register(a.entry)
+        elif a.kind == "replace":
+            assert a.old is not None
+            self.remove(a.entry.name)
+            done.append(Action("remove", a.old, a.old))
+            self.register(a.entry)
+            done[-1] = a
+            return
+        elif a.kind == "remove":
+            self.remove(a.entry.name)
+        else:
+            return
+        done.append(a)
+
+    def _record(self, done: list[Action]) -> None:
+        if not done:
+            return
+        store = self.ownership()
+        owned = store.load()
+        for a in done:
+            if a.kind in ("add", "replace"):
+                owned[a.entry.name] = kernel_view(replace(a.entry, enabled=True))
+            elif a.kind == "remove":
+                owned.pop(a.entry.name, None)
+        with contextlib.suppress(OSError):
+            store.save(owned)
 
     def _rollback(self, done: list[Action]) -> None:
         for a in reversed(done):

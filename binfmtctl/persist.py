@@ -818,6 +818,7 @@ def apply_config(
             force=force,
         )
         claimed: list[Entry] = []
+        todo: list[tuple[Action, tuple[str, ...]]] = []
         for a in actions:
             warn = tuple(warnings.get(a.entry.name, ()))
             b = blocked.get(a.entry.name)
@@ -844,17 +845,21 @@ def apply_config(
                     ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, False, a.note, "", warn)
                 )
                 continue
-            try:
-                bm.apply([a])
-            except BinfmtctlError as e:
-                msg, fix = _split_error(e)
+            todo.append((a, warn))
+        warn_of = {id(a): w for a, w in todo}
+        for a, err in bm.apply_each([a for a, _ in todo]) if todo else []:
+            warn = warn_of[id(a)]
+            if err is not None:
+                msg, fix = _split_error(err)
                 report.items.append(
                     ApplyItem(a.entry.name, a.kind, a.entry, a.old, False, False, msg, fix, warn)
                 )
-                continue
-            report.items.append(
-                ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, True, a.note, "", warn)
-            )
+            else:
+                report.items.append(
+                    ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, True, a.note, "", warn)
+                )
+        order = {a.entry.name: i for i, a in enumerate(actions)}
+        report.items.sort(key=lambda item: order.get(item.name, len(order)))
         if claimed and not plan_only and mounted:
             _claim(bm, claimed)
     return report

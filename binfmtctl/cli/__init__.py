@@ -1,0 +1,123 @@
+"""Command line: parse options, call the core, print. Nothing else lives here.
+
+Exit statuses (stable, for scripts): 0 ok; 1 problems found or an operation
+failed; 2 usage error or unreadable input.
+
+Each command lives in a module of this package, named for what it is about, and is
+imported only when it runs (``LazyGroup``): start-up pays for one command's
+definitions, not for all of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable
+
+import click
+
+from binfmtctl import __version__
+from binfmtctl.cli.common import CONTEXT, Ctx
+from binfmtctl.errors import ExitStatus
+
+#: command name -> "module:function", in the order --help lists them
+COMMANDS = {
+    "validate": "binfmtctl.cli.validate:validate",
+    "status": "binfmtctl.cli.live:status",
+    "show": "binfmtctl.cli.live:show",
+    "register": "binfmtctl.cli.live:register",
+    "enable": "binfmtctl.cli.live:enable",
+    "disable": "binfmtctl.cli.live:disable",
+    "remove": "binfmtctl.cli.live:remove",
+    "which": "binfmtctl.cli.inspect:which",
+    "scan": "binfmtctl.cli.inspect:scan",
+    "gen": "binfmtctl.cli.inspect:gen",
+    "sandbox": "binfmtctl.cli.sandbox:sandbox",
+    "_sandbox-init": "binfmtctl.cli.sandbox:sandbox_init",
+    "install": "binfmtctl.cli.emulate:install",
+    "uninstall": "binfmtctl.cli.emulate:uninstall",
+    "test": "binfmtctl.cli.emulate:test_targets",
+    "apply": "binfmtctl.cli.persist:apply",
+    "export": "binfmtctl.cli.persist:export",
+    "import": "binfmtctl.cli.persist:import_cmd",
+    "persist": "binfmtctl.cli.persist:persist_group",
+    "doctor": "binfmtctl.cli.doctor:doctor",
+    "run": "binfmtctl.cli.run:run",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's documented pattern)."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.lazy, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command), target
+        return cmd
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="binfmtctl")
+@click.option(
+    "--mount",
+    envvar="BINFMTCTL_MOUNT",
+    default=None,
+    metavar="PATH",
+    help="binfmt_misc mount to manage [env BINFMTCTL_MOUNT; default /proc/sys/fs/binfmt_misc].",
+)
+@click.pass_context
+def main(ctx: click.Context, mount: str | None) -> None:
+    """Register, explain and persist Linux binfmt_misc entries (QEMU user-mode emulation).
+
+    \b
+    Diagnose:   validate  which  scan  doctor  status  show
+    Change:     register  enable  disable  remove  install  uninstall
+    Prove:      test  sandbox  run
+    Persist:    apply  export  import  persist
+
+    \b
+    Exit status: 0 ok, 1 problems found or an operation failed, 2 usage error.
+    Read commands take --json. Nothing is written before everything is validated,
+    and a batch that fails midway is rolled back.
+    """
+    ctx.obj = Ctx(mount)
+
+
+def _run_main(argv: Iterable[str] | None = None) -> None:
+    try:
+        main.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="binfmtctl",
+            standalone_mode=True,
+        )
+    except BrokenPipeError:
+        sys.exit(ExitStatus.PROBLEMS)
+
+
+def entry_point() -> None:
+    """Console script: never a traceback for the user (BINFMTCTL_TRACEBACK=1 shows it)."""
+    try:
+        _run_main()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        if os.environ.get("BINFMTCTL_TRACEBACK"):
+            raise
+        click.echo(
+            f"Error: internal error: {type(e).__name__}: {e} (set BINFMTCTL_TRACEBACK=1 for details; please report it)",
+            err=True,
+        )
+        sys.exit(ExitStatus.PROBLEMS)

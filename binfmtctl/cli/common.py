@@ -1,0 +1,232 @@
+"""Shared pieces of the command line: output helpers, input reading, batch validation, safety checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+
+from binfmtctl.errors import BinfmtctlError, Problem, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _disp(b: int) -> str:
+    if 0x20 <= b < 0x7F:
+        return chr(b)
+    return {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x00: "\\0"}.get(b, f"\\x{b:02x}")
+
+
+def caret_lines(raw: bytes, span: tuple[int, int] | None) -> list[str]:
+    """The input (non-printables escaped) and a caret line under ``span``, compiler style."""
+    shown = [_disp(b) for b in raw]
+    line = "".join(shown)
+    if span is None:
+        return [f"  {line}"]
+    start = sum(len(s) for s in shown[: span[0]])
+    width = max(1, sum(len(s) for s in shown[span[0] : span[1]]))
+    return [f"  {line}", "  " + " " * start + "^" + "~" * (width - 1)]
+
+
+def print_problem(raw: bytes | None, p: Problem) -> None:
+    tag = p.severity + (f"[{p.errno}]" if p.errno else "")
+    color = "red" if p.is_error else "yellow"
+    click.secho(f"{tag} {p.field}: {p.message}", fg=color, err=False)
+    if raw is not None and p.span is not None:
+        for line in caret_lines(raw, p.span):
+            click.echo(line)
+    click.echo(f"  fix: {p.fix}")
+
+
+def fail(message: str, fix: str | None = None) -> NoReturn:
+    raise BinfmtctlError(message, fix=fix)
+
+
+class Ctx:
+    def __init__(self, mount: str | None) -> None:
+        self.mount = mount
+
+    def bm(self, profile: Any = None) -> Any:
+        from binfmtctl.binfmt_misc import BinfmtMisc
+
+        return BinfmtMisc(self.mount, profile=profile)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def read_inputs(entries: Sequence[str], file: str | None) -> list[bytes]:
+    """Register strings from argv and/or a file (``-`` = stdin), as bytes.
+
+    Blank lines and lines starting with ``#`` or ``;`` are skipped (binfmt.d syntax).
+    """
+    out = [os.fsencode(e) for e in entries]
+    if file is not None:
+        try:
+            if file == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                with open(file, "rb") as f:
+                    data = f.read()
+        except OSError as e:
+            raise UsageError(f"cannot read {file}: {e.strerror}") from None
+        for line in data.split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line.strip() or line[:1] in (b"#", b";"):
+                continue
+            out.append(line)
+    return out
+
+
+def _open_for_read(obj: Ctx) -> Any:
+    from binfmtctl.binfmt_misc import NotMounted
+
+    bm = obj.bm()
+    try:
+        bm.ensure_mounted(mount=os.geteuid() == 0)
+    except NotMounted:
+        raise
+    return bm
+
+
+def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
+    """Validate every input before anything is written; all errors at once."""
+    from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.rules import validate as do_validate
+
+    entries = []
+    bad = []
+    for raw in raws:
+        v = do_validate(raw + b"\n", profile, exec_check=open_exec_errno)
+        errors = [p for p in v.problems if p.is_error]
+        if errors or v.entry is None:
+            bad.append((raw, errors))
+        else:
+            entries.append(v.entry)
+    if bad:
+        for raw, errors in bad:
+            click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
+            for p in errors:
+                click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
+        fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
+    return entries
+
+
+def _safety(entries: Sequence[Any], force: bool) -> None:
+    from binfmtctl.binfmt_misc import gather_path_facts, read_host_headers
+    from binfmtctl.plan import credentials_problem, host_match_problem
+
+    headers = read_host_headers()
+    problems = []
+    for e in entries:
+        for p in (
+            host_match_problem(e, headers),
+            credentials_problem(e, gather_path_facts(e.interpreter)),
+        ):
+            if p is not None:
+                problems.append(p)
+    if not problems:
+        return
+    for p in problems:
+        click.secho(
+            ("warning (--force): " if force else "refused: ") + p.message,
+            fg="yellow" if force else "red",
+            err=True,
+        )
+        if not force:
+            click.echo(f"  fix: {p.fix}", err=True)
+    if not force:
+        fail(
+            "refused for the host's safety; nothing was written",
+            fix="fix the entries, or pass --force",
+        )
+
+
+def report_actions(actions: Sequence[Any], dry_run: bool) -> None:
+    from binfmtctl.entry import render_register_str
+    from binfmtctl.plan import diff_lines
+
+    verb = {
+        "add": "register",
+        "replace": "replace",
+        "keep": "unchanged",
+        "conflict": "CONFLICT",
+        "remove": "remove",
+    }
+    for a in actions:
+        prefix = "would " if dry_run and a.changes else ""
+        click.echo(
+            f"{prefix}{verb[a.kind]:<10} {a.entry.name}" + (f"  ({a.note})" if a.note else "")
+        )
+        if dry_run and a.kind in ("add", "replace"):
+            click.echo(f"  {render_register_str(a.entry)}")
+        if (
+            a.kind in ("conflict", "replace")
+            and a.old is not None
+            and (a.kind == "conflict" or dry_run)
+        ):
+            for line in diff_lines(a.old, a.entry):
+                click.echo(line)
+
+
+def scope_note() -> None:
+    """Say it plainly when the table written is private to a user namespace."""
+    from binfmtctl.sandbox import in_initial_user_namespace
+
+    if not in_initial_user_namespace():
+        click.echo(
+            "note: this binfmt_misc belongs to a user namespace (a container or a binfmtctl "
+            "sandbox): only processes in it see these entries, not the host or other containers",
+            err=True,
+        )
+
+
+def _config_option(f: Any) -> Any:
+    return click.option(
+        "--config",
+        "config",
+        envvar="BINFMTCTL_CONFIG",
+        metavar="FILE",
+        help="binfmtctl's config [env BINFMTCTL_CONFIG; default /etc/binfmt.d/zz-binfmtctl.conf].",
+    )(f)
+
+
+def _root_option(f: Any) -> Any:
+    return click.option(
+        "--root",
+        "root",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="Work on the offline system image at DIR (as systemctl --root): no systemctl, no live table.",
+    )(f)
+
+
+def _persist_install(config: str | None, plans: Sequence[Any]) -> Any:
+    """install --persist: add the entries of the installed targets to the config."""
+    from binfmtctl import persist
+
+    entries = [p.entry for p in plans if p.ok and p.entry is not None]
+    return persist.add_entries(persist.config_path(override=config), entries) if entries else None
+
+
+def _persist_forget(
+    config: str | None, targets: Sequence[str], actions: Sequence[Any]
+) -> list[str]:
+    """uninstall: drop what it removed (and what it names) from the config; names dropped."""
+    from binfmtctl import persist
+
+    path = persist.config_path(override=config)
+    if not path.exists():
+        return []
+    entries, _ = persist.parse_config(persist.read_config_text(path), str(path))
+    names = persist.uninstall_config_names(targets, [a.entry.name for a in actions], entries)
+    return persist.remove_names(path, names).removed if names else []

@@ -1,0 +1,247 @@
+"""Who runs this binary: `which`, `scan`, `gen`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
+from binfmtctl.errors import BinfmtctlError, ExitStatus, UsageError
+
+
+def _live_for_matching(obj: Ctx) -> tuple[list[Any], bool, str | None]:
+    """(entries newest first, global status, note) without mounting anything."""
+    bm = obj.bm()
+    try:
+        st = bm.mount_state()
+        if st.state == "automount":
+            st = bm.ensure_mounted(mount=False)
+        if st.state != "mounted":
+            return [], True, f"binfmt_misc is not mounted at {bm.path}: no entry can run anything"
+        return bm.entries(), bm.enabled(), None
+    except (OSError, BinfmtctlError) as e:
+        return [], True, f"cannot read the live table: {e}"
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per FILE.")
+@pass_ctx
+def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
+    """Say which entry the kernel would run each FILE with, and why the others don't.
+
+    Reads the file's first bytes and ELF headers (class, byte order, machine, ABI
+    flags, static or dynamic), then walks the live entries in the kernel's order:
+    the newest enabled match wins. For ELF entries that nearly match, names the
+    first differing field ("e_machine is 0x00b7 (AArch64), entry expects 0x0028
+    (ARM)"). Says when the host runs the file natively. Exit 1 if a FILE could not
+    be read.
+    """
+    from binfmtctl.elf import NotElfError, read_elf, read_header
+    from binfmtctl.match import match
+
+    entries, enabled, note = _live_for_matching(obj)
+    results: list[dict[str, Any]] = []
+    unreadable = 0
+    for path in files:
+        row: dict[str, Any] = {
+            "path": path,
+            "elf": None,
+            "handler": None,
+            "native": False,
+            "near_misses": [],
+        }
+        try:
+            header = read_header(path)
+        except NotElfError as e:
+            row["error"] = e.format_message()
+            unreadable += 1
+            results.append(row)
+            continue
+        try:
+            row["elf"] = read_elf(path).to_json()
+        except NotElfError as e:
+            row["not_elf"] = e.format_message()
+        m = match(header, entries, path=path, status_enabled=enabled)
+        row.update(m.to_json())
+        if note:
+            row["notes"] = [note, *row.get("notes", [])]
+        results.append(row)
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            _print_which(r)
+    if unreadable:
+        sys.exit(ExitStatus.PROBLEMS)
+
+
+def _print_which(r: dict[str, Any]) -> None:
+    if "error" in r:
+        click.secho(f"{r['path']}: {r['error']}", fg="red")
+        return
+    elf = r.get("elf")
+    if elf:
+        what = f"ELF {elf['class']}-bit {elf['endian']}-endian {elf['machine_description']} ({elf['arch'] or 'no QEMU target'}), {elf['linkage'] or elf['type']}"
+    else:
+        what = str(r.get("not_elf", "not ELF"))
+    click.echo(f"{r['path']}: {what}")
+    h = r["handler"]
+    if h:
+        click.secho(f"  runs with: {h['name']} -> {h['interpreter']}", fg="green")
+    elif r["native"]:
+        click.echo("  runs natively on this host")
+    else:
+        click.secho("  nothing can run it here: exec gives 'exec format error'", fg="yellow")
+    for c in r.get("candidates", []):
+        if c.get("state") != "handler":
+            click.echo(f"  also matches {c['name']}: {c['reason']}")
+    for nm in r["near_misses"]:
+        click.echo(f"  not {nm['entry']}: {nm['reason']}")
+    for n in r.get("notes", []):
+        click.echo(f"  note: {n}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--examples", default=20, show_default=True, help="How many files nothing can run to list."
+)
+@pass_ctx
+def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
+    """Walk trees and count ELF files by architecture and by handler.
+
+    Streams the tree (memory stays flat however large it is), reads only the first
+    bytes of each regular file, and reports the files that nothing can run (neither
+    natively nor through an enabled entry). Symlinks are not followed.
+    """
+    from binfmtctl import table
+    from binfmtctl.match import Matcher, native
+
+    entries, enabled, note = _live_for_matching(obj)
+    matcher = Matcher(entries, status_enabled=enabled)
+    by_arch: dict[str, int] = {}
+    by_handler: dict[str, int] = {}
+    stranded: list[str] = []
+    stranded_n = files = elfs = errors = 0
+    arch_cache: dict[bytes, tuple[str, bool]] = {}
+    show_progress = sys.stderr.isatty() and not as_json
+    for path in _walk(dirs):
+        files += 1
+        if show_progress and files % 2000 == 0:
+            click.echo(f"\rscanned {files} files, {elfs} ELF", nl=False, err=True)
+        try:  # raw fds: no buffered file object per file on this hot path
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                header = os.read(fd, 256)
+            finally:
+                os.close(fd)
+        except OSError:
+            errors += 1
+            continue
+        if header[:4] != b"\x7fELF":
+            continue
+        elfs += 1
+        key = header[4:6] + header[16:20] + header[36:40] + header[48:52]
+        hit = arch_cache.get(key)
+        if hit is None:
+            t = table.target_for_header(header)
+            hit = (t.name if t else "other", native(header))
+            arch_cache[key] = hit
+        arch, is_native = hit
+        by_arch[arch] = by_arch.get(arch, 0) + 1
+        h = matcher.first(header, path)
+        hname = h.name if h is not None else ("native" if is_native else "none")
+        by_handler[hname] = by_handler.get(hname, 0) + 1
+        if h is None and not is_native:
+            stranded_n += 1
+            if len(stranded) < examples:
+                stranded.append(path)
+    if show_progress:
+        click.echo("\r" + " " * 60 + "\r", nl=False, err=True)
+    report: dict[str, Any] = {
+        "files": files,
+        "elf": elfs,
+        "unreadable": errors,
+        "by_arch": dict(sorted(by_arch.items(), key=lambda kv: -kv[1])),
+        "by_handler": dict(sorted(by_handler.items(), key=lambda kv: -kv[1])),
+        "unrunnable": stranded_n,
+        "unrunnable_examples": stranded,
+        "notes": [note] if note else [],
+    }
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"{files} files, {elfs} ELF, {errors} unreadable")
+    click.echo("by architecture: " + ", ".join(f"{k} {v}" for k, v in report["by_arch"].items()))
+    click.echo("by handler:      " + ", ".join(f"{k} {v}" for k, v in report["by_handler"].items()))
+    if stranded_n:
+        click.secho(f"{stranded_n} ELF files nothing here can run, e.g.:", fg="yellow")
+        for p in stranded:
+            click.echo(f"  {p}")
+    if note:
+        click.echo(f"note: {note}")
+
+
+def _walk(roots: Iterable[str]) -> Iterable[str]:
+    """Regular files under roots, depth first, without following symlinks (an explicit stack
+    of directory iterators keeps memory proportional to depth, not size)."""
+    for root in roots:
+        if not os.path.isdir(root):
+            yield root
+            continue
+        stack = [root]
+        while stack:
+            d = stack.pop()
+            try:
+                with os.scandir(d) as it:
+                    for e in it:
+                        try:
+                            if e.is_dir(follow_symlinks=False):
+                                stack.append(e.path)
+                            elif e.is_file(follow_symlinks=False):
+                                yield e.path
+                        except OSError:
+                            continue
+            except OSError:
+                continue
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target")
+@click.option(
+    "--interpreter", metavar="PATH", help="Interpreter path [default: /usr/bin/qemu-TARGET-static]."
+)
+@click.option("--flags", default="F", show_default=True, help="Flags: any of P O C F.")
+@click.option("--name", help="Entry name [default: qemu-TARGET].")
+@click.option(
+    "--binfmt-d",
+    "binfmt_d",
+    is_flag=True,
+    help="Print a commented binfmt.d file instead of the bare string.",
+)
+def gen(target: str, interpreter: str | None, flags: str, name: str | None, binfmt_d: bool) -> None:
+    """Print the register string for a QEMU TARGET (any alias: arm64, linux/arm/v7, ppc64el...)."""
+    from binfmtctl import table
+    from binfmtctl.entry import normalize_flags, render_binfmt_d, render_register_str
+
+    t = table.get_target(target)
+    try:
+        flags = normalize_flags(flags)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    entry = t.entry(interpreter or f"/usr/bin/{t.interpreter}-static", flags, name)
+    if binfmt_d:
+        click.echo(
+            render_binfmt_d(
+                [entry], header=f"{t.name}: {t.description}\ngenerated by binfmtctl gen"
+            ).decode(),
+            nl=False,
+        )
+    else:
+        click.echo(render_register_str(entry))

@@ -1,0 +1,316 @@
+"""The live table: `status`, `show`, `register`, `enable`, `disable`, `remove`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from binfmtctl.cli.common import (
+    CONTEXT,
+    Ctx,
+    _open_for_read,
+    _parse_batch,
+    _safety,
+    emit_json,
+    fail,
+    pass_ctx,
+    read_inputs,
+    report_actions,
+    scope_note,
+)
+from binfmtctl.errors import ExitStatus, UsageError
+
+
+def _entry_rows(bm: Any, names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    from binfmtctl.binfmt_misc import entry_health, open_exec_errno
+
+    entries = bm.entries()
+    owned = bm.owned()
+    rows = []
+    for order, e in enumerate(entries, start=1):
+        if names and e.name not in names:
+            continue
+        row = e.to_json()
+        row["order"] = order
+        row["owner"] = "binfmtctl" if e.name in owned else None
+        row["health"] = entry_health(e, open_exec_errno(e.interpreter))
+        row["kind"] = _classify(e)
+        rows.append(row)
+    return rows
+
+
+def _classify(e: Any) -> Any:
+    try:
+        from binfmtctl import table
+    except ImportError:  # pragma: no cover - table ships with the package
+        return None
+    try:
+        return table.classify(e)
+    except Exception:  # classification is best effort, never fatal
+        return None
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
+    """Show the live binfmt_misc table, in the order the kernel tries it.
+
+    The kernel tries the newest entry first: the first enabled entry that matches
+    a file runs it. For each entry: enabled, type, magic/mask or extension,
+    interpreter, flags, owner (binfmtctl if it registered it) and a one-word
+    health (ok, disabled, interpreter-missing, interpreter-not-executable,
+    pinned-interpreter-gone). Reads need no root where the table is mounted.
+    """
+    from binfmtctl.binfmt_misc import NotMounted
+
+    bm = obj.bm()
+    try:
+        st = bm.ensure_mounted(mount=os.geteuid() == 0)
+    except NotMounted as e:
+        if as_json:
+            emit_json(
+                {
+                    "mount": bm.mount_state().to_json(),
+                    "enabled": None,
+                    "entries": [],
+                    "error": e.format_message(),
+                }
+            )
+            sys.exit(ExitStatus.PROBLEMS)
+        raise
+    rows = _entry_rows(bm, names)
+    missing = [n for n in names if n not in {r["name"] for r in rows}]
+    enabled = bm.enabled()
+    if as_json:
+        emit_json(
+            {"mount": st.to_json(), "enabled": enabled, "kernel": bm.profile.label, "entries": rows}
+        )
+    else:
+        click.echo(
+            f"binfmt_misc at {bm.path}: {st.state}{' (read-only)' if st.read_only else ''}, {'enabled' if enabled else 'DISABLED (no entry is used)'}; Linux {bm.profile.label}"
+        )
+        if not rows:
+            click.echo("no entries" + (" match" if names else " registered"))
+        else:
+            click.echo(
+                f"{'#':>3}  {'NAME':<22} {'STATE':<8} {'FLAGS':<5} {'INTERPRETER':<44} {'OWNER':<9} HEALTH"
+            )
+            for r in rows:
+                click.echo(
+                    f"{r['order']:>3}  {r['name']:<22} {'enabled' if r['enabled'] else 'disabled':<8} {r['flags'] or '-':<5} {r['interpreter']:<44} {r['owner'] or '-':<9} {r['health']}"
+                )
+    if missing:
+        fail(
+            f"no entry named {', '.join(repr(n) for n in missing)}",
+            fix="binfmtctl status lists every entry",
+        )
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def show(obj: Ctx, name: str, as_json: bool) -> None:
+    """Show one entry: the kernel's own text, its register string, and what it means."""
+    from binfmtctl.entry import render_register_str
+
+    bm = _open_for_read(obj)
+    rows = _entry_rows(bm, [name])
+    if not rows:
+        fail(f"no entry named {name!r}", fix="binfmtctl status lists every entry")
+    e = bm.read(name)
+    row = rows[0]
+    row["register"] = render_register_str(e)
+    if as_json:
+        emit_json(row)
+        return
+    from binfmtctl.entry import FLAG_MEANING, kernel_view
+
+    click.echo(
+        f"{name}  (#{row['order']} in match order, owner {row['owner'] or 'unknown'}, health {row['health']})"
+    )
+    click.echo("kernel view:")
+    for line in kernel_view(e).splitlines():
+        click.echo(f"  | {line}")
+    click.echo(f"register string: {row['register']}")
+    for f in e.flags:
+        click.echo(f"  {f}: {FLAG_MEANING[f]}")
+    if row["kind"]:
+        click.echo(f"recognised as: {row['kind']}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("entries", nargs=-1)
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    metavar="FILE|-",
+    help="Read register strings from FILE (binfmt.d syntax; - for stdin).",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace a same-named entry that differs (remove, register, verify; restore on failure).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be written and change nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Register even entries that match the host's own binaries, or C/O with an interpreter non-root users can write.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the actions as JSON.")
+@pass_ctx
+def register(
+    obj: Ctx,
+    entries: tuple[str, ...],
+    file: str | None,
+    replace: bool,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Register entries, all or nothing.
+
+    Every entry is validated before the first write. An identical entry of the same
+    name is left alone (reported as unchanged); a different one is refused, with both
+    versions shown, unless --replace. If the k-th write fails, the k-1 before it are
+    undone. After each write the entry is read back and compared.
+
+    \b
+    Examples:
+      binfmtctl register ':qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F'
+      binfmtctl register -f /usr/lib/binfmt.d/qemu-riscv64.conf --dry-run
+    """
+
+    raws = read_inputs(entries, file)
+    if not raws:
+        raise UsageError("nothing to register: give ENTRY arguments or -f FILE")
+    bm = obj.bm()
+    desired = _parse_batch(raws, bm.profile)
+    _safety(desired, force)
+    if not dry_run:
+        bm.ensure_mounted()
+    with bm.locked() if not dry_run else contextlib.nullcontext():
+        _register_locked(bm, desired, replace=replace, dry_run=dry_run, as_json=as_json)
+
+
+def _register_locked(
+    bm: Any, desired: list[Any], *, replace: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Plan against the live table and apply, under the writers' lock."""
+    from binfmtctl.plan import plan_register
+
+    mounted = bm.mount_state().state == "mounted"
+    live = bm.entries() if mounted else []
+    actions = plan_register(desired, live, replace=replace, owned=bm.owned() if mounted else {})
+    conflicts = [a for a in actions if a.kind == "conflict"]
+    if as_json and (dry_run or conflicts):
+        emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
+    else:
+        report_actions(actions, dry_run or bool(conflicts))
+    if conflicts:
+        fail(
+            f"{len(conflicts)} entr{'y' if len(conflicts) == 1 else 'ies'} already registered with different content; nothing was written",
+            fix="binfmtctl register --replace ...  (or remove them first)",
+        )
+    if dry_run:
+        return
+    if bm.apply(actions):
+        scope_note()
+    if as_json:
+        emit_json({"dry_run": False, "actions": [a.to_json() for a in actions]})
+    else:
+        n = sum(1 for a in actions if a.changes)
+        click.echo(
+            f"done: {n} change{'s' * (n != 1)}"
+            if n
+            else "nothing to do: every entry is already registered as given"
+        )
+
+
+def _names_command(obj: Ctx, names: Sequence[str], op: str) -> None:
+    bm = obj.bm()
+    bm.ensure_mounted()
+    live = set(bm.names())
+    unknown = [n for n in names if n not in live]
+    if unknown:
+        fail(
+            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was changed",
+            fix="binfmtctl status lists every entry",
+        )
+    for n in names:
+        if op == "enable":
+            bm.set_enabled(n, True)
+        elif op == "disable":
+            bm.set_enabled(n, False)
+        click.echo(f"{op}d {n}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def enable(obj: Ctx, names: tuple[str, ...]) -> None:
+    """Enable entries (write 1 to each)."""
+    _names_command(obj, names, "enable")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def disable(obj: Ctx, names: tuple[str, ...]) -> None:
+    """Disable entries (write 0): the kernel skips them but keeps them."""
+    _names_command(obj, names, "disable")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1)
+@click.option(
+    "--owned", is_flag=True, help="Remove every entry binfmtctl registered (and still owns)."
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be removed.")
+@pass_ctx
+def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool) -> None:
+    """Remove named entries (write -1 to each), or with --owned all of binfmtctl's.
+
+    Entries are removed one by one by name; binfmtctl never writes -1 to
+    `status`, which would remove every entry including other tools' (WSLInterop,
+    python, jar, Rosetta).
+    """
+    from binfmtctl.plan import plan_remove
+
+    if not names and not owned:
+        raise UsageError(
+            "name the entries to remove, or pass --owned", fix="binfmtctl status lists the entries"
+        )
+    if "status" in names or "register" in names:
+        raise UsageError(
+            "'status' and 'register' are control files, not entries; binfmtctl never flushes the whole table"
+        )
+    bm = obj.bm()
+    bm.ensure_mounted()
+    live = bm.entries()
+    live_names = {e.name for e in live}
+    unknown = [n for n in names if n not in live_names]
+    if unknown:
+        fail(
+            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was removed",
+            fix="binfmtctl status lists every entry",
+        )
+    targets = list(names) + [n for n in bm.owned() if owned and n not in names]
+    actions = plan_remove(targets, live)
+    if dry_run:
+        report_actions(actions, True)
+        return
+    bm.apply(actions)
+    for a in actions:
+        click.echo(f"removed {a.entry.name}")
+    if not actions:
+        click.echo("nothing to remove")
