@@ -144,6 +144,17 @@ def cap_eff(status_text: str | None) -> int | None:
 CAP_SYS_ADMIN = 21
 
 
+def on_read_only_fs(path: str) -> bool:
+    """Is ``path`` on a read-only mount (as systemd's ConditionPathIsReadWrite checks)?
+
+    Not ``os.access(W_OK)``: procfs refuses write access to /proc/sys directories
+    even to root on a perfectly writable host."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def has_cap_sys_admin() -> bool:
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as f:
@@ -321,7 +332,7 @@ class BinfmtMisc:
             return "run as root (sudo binfmtctl ...), or use `binfmtctl run` for a private table without root (Linux >= 6.7)"
         if not has_cap_sys_admin():
             return "this process is root but lacks CAP_SYS_ADMIN (a container started without it?): register from the host, or give the container CAP_SYS_ADMIN"
-        if not os.access("/proc/sys", os.W_OK):
+        if on_read_only_fs("/proc/sys/fs"):
             return "/proc/sys is read-only here (a container?): register from the host, or run the container with --privileged"
         return "a security module (AppArmor, SELinux, seccomp) denies it: register from the host"
 

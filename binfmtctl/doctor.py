@@ -75,6 +75,7 @@ from binfmtctl.binfmt_misc import (
     filesystems_has_binfmt,
     gather_path_facts,
     mount_state,
+    on_read_only_fs,
     open_exec_errno,
     read_host_headers,
 )
@@ -1339,7 +1340,7 @@ def gather_context(
         detect_virt_vm=_detect_virt("--vm") if real else None,
         proc_version=_read(os.path.join(proc, "version")) or "",
         wsl_interop=os.path.lexists(os.path.join(mount, "WSLInterop")),
-        proc_sys_writable=os.access(os.path.join(proc, "sys"), os.W_OK),
+        proc_sys_writable=not on_read_only_fs(os.path.join(proc, "sys", "fs")),
         register_writable=os.access(register, os.W_OK) if os.path.exists(register) else None,
     )
 
