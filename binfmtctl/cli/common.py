@@ -230,3 +230,19 @@ def _persist_forget(
     entries, _ = persist.parse_config(persist.read_config_text(path), str(path))
     names = persist.uninstall_config_names(targets, [a.entry.name for a in actions], entries)
     return persist.remove_names(path, names).removed if names else []
+
+
+#: ``-f/--file`` for commands that take register strings from a file or stdin
+file_option = click.option(
+    "-f",
+    "--file",
+    "file",
+    metavar="FILE|-",
+    help="Read register strings from FILE (binfmt.d syntax; - for stdin).",
+)
+#: ``--force`` for commands that add entries to binfmtctl's config
+accept_force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
+)

@@ -18,6 +18,7 @@ from binfmtctl.cli.common import (
     _safety,
     emit_json,
     fail,
+    file_option,
     pass_ctx,
     read_inputs,
     report_actions,
@@ -148,13 +149,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.argument("entries", nargs=-1)
-@click.option(
-    "-f",
-    "--file",
-    "file",
-    metavar="FILE|-",
-    help="Read register strings from FILE (binfmt.d syntax; - for stdin).",
-)
+@file_option
 @click.option(
     "--replace",
     is_flag=True,

@@ -15,8 +15,10 @@ from binfmtctl.cli.common import (
     _config_option,
     _open_for_read,
     _root_option,
+    accept_force_option,
     emit_json,
     fail,
+    file_option,
     pass_ctx,
     read_inputs,
 )
@@ -216,11 +218,7 @@ def _persist_add(
 @click.argument("paths", nargs=-1, required=True, metavar="FILE|DIR...")
 @click.option("--apply", "and_apply", is_flag=True, help="Also apply the config now.")
 @click.option("--dry-run", is_flag=True, help="Print what would be added and change nothing.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
-)
+@accept_force_option
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
@@ -425,19 +423,9 @@ def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool
 
 @persist_group.command("add", context_settings=CONTEXT)
 @click.argument("entries", nargs=-1)
-@click.option(
-    "-f",
-    "--file",
-    "file",
-    metavar="FILE|-",
-    help="Read register strings from FILE (binfmt.d syntax; - for stdin).",
-)
+@file_option
 @click.option("--apply", "and_apply", is_flag=True, help="Also apply the config now.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
-)
+@accept_force_option
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
