@@ -1280,18 +1280,11 @@ def persistent_sources(root: str = "/") -> dict[str, list[str]]:
 def locate_unit_template(package_dir: Any = None, checkout_dir: Path | None = None) -> Any:
     """The shipped unit: ``<package>/data/binfmtctl.service`` (the wheel) first, then
     ``<checkout>/systemd/binfmtctl.service``. Both roots can be given for tests."""
-    import importlib.resources
+    from binfmtctl import resources
 
-    if package_dir is None:
-        package_dir = importlib.resources.files("binfmtctl")
-    packaged = package_dir / "data" / UNIT_NAME
-    if packaged.is_file():
-        return packaged
-    if checkout_dir is None:
-        checkout_dir = Path(__file__).resolve().parent.parent
-    source = checkout_dir / "systemd" / UNIT_NAME
-    if source.is_file():
-        return source
+    found, packaged, source = resources.locate(UNIT_NAME, "systemd", package_dir, checkout_dir)
+    if found is not None:
+        return found
     raise BinfmtctlError(
         f"{UNIT_NAME} not found in the package ({packaged}) nor the source tree ({source})",
         fix="reinstall binfmtctl; the wheel ships binfmtctl/data/binfmtctl.service",

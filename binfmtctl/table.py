@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib.resources
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -24,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from binfmtctl import resources
 from binfmtctl.entry import Entry, unescape
 from binfmtctl.errors import BinfmtctlError, UsageError
 
@@ -220,16 +220,9 @@ class Resource(Protocol):
 def locate_table(package_dir: Any = None, checkout_dir: Path | None = None) -> Resource:
     """Where the table is: ``<package>/data/magic_table.yaml`` (the wheel's layout) first, then
     ``<checkout>/data/magic_table.yaml`` (a source tree). Both roots can be given for tests."""
-    if package_dir is None:
-        package_dir = importlib.resources.files("binfmtctl")
-    packaged: Resource = package_dir / "data" / TABLE_FILE
-    if packaged.is_file():
-        return packaged
-    if checkout_dir is None:
-        checkout_dir = Path(__file__).resolve().parent.parent
-    source = checkout_dir / "data" / TABLE_FILE
-    if source.is_file():
-        return source
+    found, packaged, source = resources.locate(TABLE_FILE, "data", package_dir, checkout_dir)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
     raise TableError(
         f"{TABLE_FILE} not found in the package ({packaged}) nor the source tree ({source})",
         fix="reinstall binfmtctl; the wheel ships binfmtctl/data/magic_table.yaml",

@@ -1,0 +1,31 @@
+"""Files binfmtctl ships: found in the installed package, else in a source checkout.
+
+The wheel carries them under ``binfmtctl/data/`` (pyproject's force-include); a
+checkout has them at their source paths (``data/magic_table.yaml``,
+``systemd/binfmtctl.service``).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def locate(
+    name: str, source_dir: str, package_dir: Any = None, checkout_dir: Path | None = None
+) -> tuple[Any, Any, Any]:
+    """(found or None, packaged path, source path) for shipped file ``name``.
+
+    ``package_dir`` and ``checkout_dir`` default to this package and its checkout;
+    tests give their own. Callers raise their own error when nothing is found.
+    """
+    if package_dir is None:
+        package_dir = importlib.resources.files("binfmtctl")
+    packaged = package_dir / "data" / name
+    if packaged.is_file():
+        return packaged, packaged, None
+    source = (checkout_dir if checkout_dir is not None else CHECKOUT) / source_dir / name
+    return (source if source.is_file() else None), packaged, source
