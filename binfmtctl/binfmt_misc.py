@@ -606,13 +606,3 @@ class BinfmtMisc:
                     self.register(replace(a.old, enabled=True))
                     if not a.old.enabled:
                         self.set_enabled(a.old.name, False)
-
-    def forget(self, names: list[str]) -> None:
-        """Drop ownership records (after a remove)."""
-        store = self.ownership()
-        owned = store.load()
-        if any(n in owned for n in names):
-            for n in names:
-                owned.pop(n, None)
-            with contextlib.suppress(OSError):
-                store.save(owned)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from binfmtctl.entry import Entry, escape_bytes, kernel_view, unescape, unescape_legacy
+from binfmtctl.entry import Entry, kernel_view, unescape, unescape_legacy
 from binfmtctl.errors import Problem
 
 RESERVED_NAMES = frozenset({"register", "status"})
@@ -758,27 +758,11 @@ def validate(
     return Verdict(raw, entry, problems, errno, profile)
 
 
-def describe_flags(flags: str) -> list[str]:
-    from binfmtctl.entry import FLAG_MEANING
-
-    return [f"{f}: {FLAG_MEANING[f]}" for f in flags]
-
-
-def render_canonical(entry: Entry) -> str:
-    """Convenience for messages: the canonical register string as text."""
-    from binfmtctl.entry import render_register
-
-    return os.fsdecode(render_register(entry))
-
-
 __all__ = [
     "RESERVED_NAMES",
     "KernelProfile",
     "ScanResult",
     "Verdict",
-    "describe_flags",
-    "escape_bytes",
-    "render_canonical",
     "scan",
     "validate",
 ]

@@ -98,6 +98,24 @@ def _apply_and_report(
         )
 
 
+def _pick_live(
+    obj: Ctx, names: Sequence[str], include_all: bool, consequence: str = ""
+) -> tuple[Any, list[Any]]:
+    """The live entries export and persist save act on: NAMEs (which must all be live),
+    else binfmtctl's own, else with --all every live entry."""
+    from binfmtctl import persist
+
+    bm = _open_for_read(obj)
+    live = bm.entries()
+    unknown = [n for n in names if n not in {e.name for e in live}]
+    if unknown:
+        fail(
+            f"no live entry named {', '.join(repr(n) for n in unknown)}{consequence}",
+            fix="binfmtctl status lists every entry",
+        )
+    return bm, persist.export_entries(live, names or bm.owned(), include_all and not names)
+
+
 @click.command(context_settings=CONTEXT)
 @click.option("--plan", "plan_only", is_flag=True, help="Print the actions and change nothing.")
 @click.option(
@@ -154,15 +172,7 @@ def export(
 
     from binfmtctl import persist
 
-    bm = _open_for_read(obj)
-    live = bm.entries()
-    unknown = [n for n in names if n not in {e.name for e in live}]
-    if unknown:
-        fail(
-            f"no live entry named {', '.join(repr(n) for n in unknown)}",
-            fix="binfmtctl status lists every entry",
-        )
-    chosen = persist.export_entries(live, names or bm.owned(), include_all and not names)
+    bm, chosen = _pick_live(obj, names, include_all)
     files = persist.render_export(chosen, fmt, bm.path)
     if fmt == "update-binfmts":
         if output is None and len(files) > 1:
@@ -500,15 +510,7 @@ def persist_save(
     """Add live entries to the config: NAMEs, or binfmtctl's own (--all: every live entry)."""
     from binfmtctl import persist
 
-    bm = _open_for_read(obj)
-    live = bm.entries()
-    unknown = [n for n in names if n not in {e.name for e in live}]
-    if unknown:
-        fail(
-            f"no live entry named {', '.join(repr(n) for n in unknown)}; nothing was saved",
-            fix="binfmtctl status lists every entry",
-        )
-    chosen = persist.export_entries(live, names or bm.owned(), include_all and not names)
+    _, chosen = _pick_live(obj, names, include_all, "; nothing was saved")
     if not chosen:
         fail(
             "no live entry to save: binfmtctl owns none",
