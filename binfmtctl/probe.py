@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "PROBE_TARGETS",
+    "WAITING_TARGETS",
     "UnknownTargetError",
     "build_probe",
     "marker",
@@ -128,6 +129,24 @@ def _aarch64(at: int, msg: int, n: int) -> tuple[bytes, int]:
     ]
     # A64 instructions are little-endian even on aarch64_be.
     return _words(False, words), 0
+
+
+def _aarch64_wait(at: int, msg: int, n: int) -> tuple[bytes, int]:
+    """write(1, marker, n); read(0, sp, 1), which blocks until stdin has a byte or
+    closes; exit_group(0). A foreign process that stays alive as long as its caller
+    wants: what ``status`` and the in-use refusals are shown with."""
+    code, _ = _aarch64(at, msg, n)
+    svc0 = 0xD4000001
+    words = [
+        0xD2800000,  # movz x0, #0 (fd 0)
+        0x910003E1,  # mov x1, sp (add x1, sp, #0): one byte of stack as the buffer
+        0xD2800022,  # movz x2, #1
+        0xD28007E8,  # movz x8, #63 (read)
+        svc0,
+    ]
+    write_part = code[: 6 * 4]  # the first six words: write(1, marker, n)
+    exit_part = code[6 * 4 :]
+    return write_part + _words(False, words) + exit_part, 0
 
 
 def _arm(big_endian_code: bool) -> _Builder:
@@ -579,9 +598,22 @@ def _headers(spec: _Spec, entry: int, size: int) -> bytes:
     return ehdr + phdr
 
 
-def build_probe(target: str) -> bytes:
-    """The complete ELF image of the probe for ``target`` (pure; no I/O)."""
+#: targets with a waiting probe (:func:`build_probe` ``wait=True``)
+WAITING_TARGETS: tuple[str, ...] = ("aarch64",)
+
+
+def build_probe(target: str, *, wait: bool = False) -> bytes:
+    """The complete ELF image of the probe for ``target`` (pure; no I/O).
+
+    ``wait``: after the marker, block reading one byte from stdin before exiting
+    (only the :data:`WAITING_TARGETS`)."""
     spec = _spec(target)
+    if wait:
+        if target not in WAITING_TARGETS:
+            raise UnknownTargetError(
+                f"no waiting probe for {target!r}; waiting probes: {', '.join(WAITING_TARGETS)}"
+            )
+        spec = _Spec(**{**spec.__dict__, "code": _aarch64_wait})
     msg = marker(target)
     headers = (64 + 56) if spec.bits == 64 else (52 + 32)
     code_offset = -(-(headers + len(msg)) // 8) * 8  # code starts 8-aligned after the marker
@@ -593,10 +625,13 @@ def build_probe(target: str) -> bytes:
     return image
 
 
-def write_probe(target: str, directory: str | os.PathLike[str]) -> pathlib.Path:
-    """Write the probe to ``<directory>/probe-<target>`` with mode 0755; return its path."""
-    image = build_probe(target)
-    path = pathlib.Path(directory) / f"probe-{target}"
+def write_probe(
+    target: str, directory: str | os.PathLike[str], *, wait: bool = False
+) -> pathlib.Path:
+    """Write the probe to ``<directory>/probe-<target>`` (``probe-<target>-wait`` with
+    ``wait``) with mode 0755; return its path."""
+    image = build_probe(target, wait=wait)
+    path = pathlib.Path(directory) / f"probe-{target}{'-wait' if wait else ''}"
     path.write_bytes(image)
     path.chmod(0o755)
     return path
