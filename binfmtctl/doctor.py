@@ -47,6 +47,8 @@ code                                      meaning
 ``rootless``                              info: whether ``binfmtctl run`` (rootless, private emulation) works here, and why not
 ``probe-ok``                              info (--probe): the targets whose probe program ran through the kernel
 ``probe-failed``                          error (--probe): a target's probe program did not run, and why
+``in-use-interpreter-stale``              warning: processes run through an entry whose interpreter file is gone or was replaced on disk (they keep the old inode)
+``container-engine``                      info: a container engine (dockerd, containerd, buildkitd, podman) runs: containers started before a registration see it only with F
 ========================================  ==========================================================
 
 "Healthy" means: no error and no warning finding. Info findings never change the exit
@@ -85,6 +87,7 @@ from binfmtctl.install import ProbeResult
 from binfmtctl.interpreters import FileFacts, expects_preserve_argv0, host_arches
 from binfmtctl.plan import PathFacts, credentials_problem, host_match_problem
 from binfmtctl.rules import KernelProfile, validate
+from binfmtctl.usage import Snapshot
 
 SEVERITIES = ("error", "warning", "info")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -141,6 +144,8 @@ CODES: Mapping[str, str] = {
     "rootless": "whether rootless emulation (binfmtctl run) works here",
     "probe-ok": "probe programs that ran",
     "probe-failed": "a probe program that did not run",
+    "in-use-interpreter-stale": "processes run an interpreter file that is gone or replaced on disk",
+    "container-engine": "a container engine runs: containers started earlier see only F entries",
 }
 
 
@@ -359,6 +364,7 @@ class HostFacts:
     rootless: tuple[bool, str, str] | None = None
     targets: tuple[str, ...] = ()  # --target, as QEMU target names
     probes: tuple[ProbeResult, ...] | None = None
+    usage: Snapshot | None = None  # processes running now (binfmtctl.usage)
 
     @property
     def readable(self) -> bool:
@@ -1252,6 +1258,18 @@ def check_probes(facts: HostFacts) -> list[Finding]:
     return out
 
 
+def check_usage(facts: HostFacts) -> list[Finding]:
+    """What runs through the entries now (binfmtctl.usage): stale interpreters, engines."""
+    if facts.usage is None:
+        return []
+    from binfmtctl import usage
+
+    return [
+        Finding(f.code, f.severity, f.entry, f.message, f.fix)
+        for f in usage.findings(facts.entries, facts.usage)
+    ]
+
+
 HostCheck = Callable[[HostFacts], "list[Finding]"]
 
 CHECKS: tuple[HostCheck, ...] = (
@@ -1264,6 +1282,7 @@ CHECKS: tuple[HostCheck, ...] = (
     check_persistence,
     check_rootless,
     check_probes,
+    check_usage,
 )
 
 
@@ -1605,7 +1624,17 @@ def gather(
         rootless=gather_rootless() if rootless else None,
         targets=tuple(dict.fromkeys(names)),
         probes=probes,
+        usage=_gather_usage(entries),
     )
+
+
+def _gather_usage(entries: Sequence[Entry]) -> Snapshot | None:
+    from binfmtctl import usage
+
+    try:
+        return usage.snapshot({e.interpreter for e in entries})
+    except Exception:  # psutil missing or /proc unreadable: the other checks still run
+        return None
 
 
 # -- the edge: --fix -------------------------------------------------------------------------------

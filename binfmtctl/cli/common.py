@@ -246,3 +246,32 @@ accept_force_option = click.option(
     is_flag=True,
     help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
 )
+
+
+def refuse_in_use(entries: Sequence[Any], force: bool, dry_run: bool = False) -> None:
+    """Refuse (exit 1) to remove, disable or replace entries processes run through now,
+    naming them, unless ``force``; with ``force`` warn. ``entries``: the live entries
+    about to change."""
+    if not entries:
+        return
+    from binfmtctl import usage
+
+    snap = usage.snapshot({e.interpreter for e in entries})
+    busy = [(e, snap.users(e.interpreter)) for e in entries]
+    busy = [(e, users) for e, users in busy if users]
+    if not busy:
+        return
+    for e, users in busy:
+        tag = "warning (--force): " if force else ("would refuse: " if dry_run else "refused: ")
+        click.secho(
+            tag + usage.in_use_message(e.name, users), fg="yellow" if force else "red", err=True
+        )
+    if force:
+        return
+    n = len(busy)
+    fail(
+        f"{n} entr{'y is' if n == 1 else 'ies are'} in use; nothing was changed"
+        + (" (dry run)" if dry_run else ""),
+        fix="wait for those processes to end (or stop them), or pass --force: a running "
+        "process keeps its interpreter, but its next exec of a foreign binary fails",
+    )

@@ -20,6 +20,7 @@ from binfmtctl.cli.common import (
     emit_json,
     fail,
     pass_ctx,
+    refuse_in_use,
     scope_note,
 )
 from binfmtctl.errors import ExitStatus, UsageError
@@ -330,16 +331,23 @@ def install(
     metavar="FILE",
     help="binfmtctl's config, from which the removed entries are dropped too [env BINFMTCTL_CONFIG].",
 )
+@click.option("--force", is_flag=True, help="Remove even entries processes run through now.")
 @pass_ctx
 def uninstall(
-    obj: Ctx, targets: tuple[str, ...], dry_run: bool, as_json: bool, config: str | None
+    obj: Ctx,
+    targets: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    config: str | None,
+    force: bool,
 ) -> None:
     """Remove QEMU entries: `all` = every qemu entry binfmtctl registered.
 
     A TARGET (or alias) removes qemu-TARGET; an entry name removes that entry even if
     another tool registered it, since you named it. Nothing else is touched: `all`
     leaves WSLInterop, python, jar, Rosetta and QEMU entries binfmtctl did not register
-    (they are listed), and the table is never flushed through `status`.
+    (they are listed), and the table is never flushed through `status`. An entry
+    processes run through now is refused (they are named) unless --force.
     """
     from binfmtctl import install as inst
     from binfmtctl.plan import plan_remove
@@ -356,6 +364,7 @@ def uninstall(
         live = bm.entries() if bm.mount_state().state == "mounted" else []
         names, notes = inst.uninstall_selection(list(targets), live, bm.owned())
         actions = plan_remove(names, live)
+        refuse_in_use([a.entry for a in actions], force, dry_run)
         if not dry_run and actions:
             bm.apply(actions)
     dropped = _persist_forget(config, targets, actions) if not dry_run else []

@@ -21,16 +21,21 @@ from binfmtctl.cli.common import (
     file_option,
     pass_ctx,
     read_inputs,
+    refuse_in_use,
     report_actions,
     scope_note,
 )
 from binfmtctl.errors import ExitStatus, UsageError
 
 
-def _entry_rows(bm: Any, names: Sequence[str] = ()) -> list[dict[str, Any]]:
+def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]], int]:
+    """The rows of ``status``/``show`` and how many processes could not be looked at."""
+    from binfmtctl import usage
     from binfmtctl.binfmt_misc import entry_health, open_exec_errno
 
-    entries = bm.entries()
+    entries = [e for e in bm.entries()]
+    wanted = [e for e in entries if not names or e.name in names]
+    snap = usage.snapshot({e.interpreter for e in wanted})
     owned = bm.owned()
     rows = []
     for order, e in enumerate(entries, start=1):
@@ -41,8 +46,18 @@ def _entry_rows(bm: Any, names: Sequence[str] = ()) -> list[dict[str, Any]]:
         row["owner"] = "binfmtctl" if e.name in owned else None
         row["health"] = entry_health(e, open_exec_errno(e.interpreter))
         row["kind"] = _classify(e)
+        row["processes"] = [p.to_json() for p in snap.users(e.interpreter)]
         rows.append(row)
-    return rows
+    return rows, snap.hidden
+
+
+def _hidden_note(hidden: int) -> None:
+    from binfmtctl.sandbox import in_initial_user_namespace
+    from binfmtctl.usage import hidden_note
+
+    note = hidden_note(hidden, root=os.geteuid() == 0, initial_userns=in_initial_user_namespace())
+    if note:
+        click.echo(f"note: {note}", err=True)
 
 
 def _classify(e: Any) -> Any:
@@ -86,12 +101,18 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
             )
             sys.exit(ExitStatus.PROBLEMS)
         raise
-    rows = _entry_rows(bm, names)
+    rows, hidden = _entry_rows(bm, names)
     missing = [n for n in names if n not in {r["name"] for r in rows}]
     enabled = bm.enabled()
     if as_json:
         emit_json(
-            {"mount": st.to_json(), "enabled": enabled, "kernel": bm.profile.label, "entries": rows}
+            {
+                "mount": st.to_json(),
+                "enabled": enabled,
+                "kernel": bm.profile.label,
+                "entries": rows,
+                "processes_not_visible": hidden,
+            }
         )
     else:
         click.echo(
@@ -101,12 +122,13 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
             click.echo("no entries" + (" match" if names else " registered"))
         else:
             click.echo(
-                f"{'#':>3}  {'NAME':<22} {'STATE':<8} {'FLAGS':<5} {'INTERPRETER':<44} {'OWNER':<9} HEALTH"
+                f"{'#':>3}  {'NAME':<22} {'STATE':<8} {'FLAGS':<5} {'INTERPRETER':<44} {'OWNER':<9} {'PROCS':>5}  HEALTH"
             )
             for r in rows:
                 click.echo(
-                    f"{r['order']:>3}  {r['name']:<22} {'enabled' if r['enabled'] else 'disabled':<8} {r['flags'] or '-':<5} {r['interpreter']:<44} {r['owner'] or '-':<9} {r['health']}"
+                    f"{r['order']:>3}  {r['name']:<22} {'enabled' if r['enabled'] else 'disabled':<8} {r['flags'] or '-':<5} {r['interpreter']:<44} {r['owner'] or '-':<9} {len(r['processes']):>5}  {r['health']}"
                 )
+        _hidden_note(hidden)
     if missing:
         fail(
             f"no entry named {', '.join(repr(n) for n in missing)}",
@@ -123,7 +145,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
     from binfmtctl.entry import render_register_str
 
     bm = _open_for_read(obj)
-    rows = _entry_rows(bm, [name])
+    rows, hidden = _entry_rows(bm, [name])
     if not rows:
         fail(f"no entry named {name!r}", fix="binfmtctl status lists every entry")
     e = bm.read(name)
@@ -145,6 +167,16 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
         click.echo(f"  {f}: {FLAG_MEANING[f]}")
     if row["kind"]:
         click.echo(f"recognised as: {row['kind']}")
+    procs = row["processes"]
+    click.echo(
+        f"processes running through it: {len(procs)}"
+        + (" (that this user can see)" if hidden else "")
+    )
+    for p in procs:
+        click.echo(
+            f"  {p['pid']:>7}  {p['username'] or '?':<10} {' '.join(p['cmdline']) or p['name']}"
+        )
+    _hidden_note(hidden)
 
 
 @click.command(context_settings=CONTEXT)
@@ -159,7 +191,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Register even entries that match the host's own binaries, or C/O with an interpreter non-root users can write.",
+    help="Register even entries that match the host's own binaries, or C/O with an interpreter non-root users can write; --replace even entries processes run through now.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the actions as JSON.")
 @pass_ctx
@@ -194,11 +226,13 @@ def register(
     if not dry_run:
         bm.ensure_mounted()
     with bm.locked() if not dry_run else contextlib.nullcontext():
-        _register_locked(bm, desired, replace=replace, dry_run=dry_run, as_json=as_json)
+        _register_locked(
+            bm, desired, replace=replace, dry_run=dry_run, as_json=as_json, force=force
+        )
 
 
 def _register_locked(
-    bm: Any, desired: list[Any], *, replace: bool, dry_run: bool, as_json: bool
+    bm: Any, desired: list[Any], *, replace: bool, dry_run: bool, as_json: bool, force: bool
 ) -> None:
     """Plan against the live table and apply, under the writers' lock."""
     from binfmtctl.plan import plan_register
@@ -216,6 +250,9 @@ def _register_locked(
             f"{len(conflicts)} entr{'y' if len(conflicts) == 1 else 'ies'} already registered with different content; nothing was written",
             fix="binfmtctl register --replace ...  (or remove them first)",
         )
+    refuse_in_use(
+        [a.old for a in actions if a.kind == "replace" and a.old is not None], force, dry_run
+    )
     if dry_run:
         return
     if bm.apply(actions):
@@ -231,7 +268,7 @@ def _register_locked(
         )
 
 
-def _names_command(obj: Ctx, names: Sequence[str], op: str) -> None:
+def _names_command(obj: Ctx, names: Sequence[str], op: str, force: bool = False) -> None:
     bm = obj.bm()
     bm.ensure_mounted()
     live = set(bm.names())
@@ -241,6 +278,8 @@ def _names_command(obj: Ctx, names: Sequence[str], op: str) -> None:
             f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was changed",
             fix="binfmtctl status lists every entry",
         )
+    if op == "disable":
+        refuse_in_use([bm.read(n) for n in dict.fromkeys(names)], force)
     for n in names:
         if op == "enable":
             bm.set_enabled(n, True)
@@ -257,12 +296,21 @@ def enable(obj: Ctx, names: tuple[str, ...]) -> None:
     _names_command(obj, names, "enable")
 
 
+_in_use_force = click.option(
+    "--force", is_flag=True, help="Go ahead even when processes run through the entry now."
+)
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("names", nargs=-1, required=True)
+@_in_use_force
 @pass_ctx
-def disable(obj: Ctx, names: tuple[str, ...]) -> None:
-    """Disable entries (write 0): the kernel skips them but keeps them."""
-    _names_command(obj, names, "disable")
+def disable(obj: Ctx, names: tuple[str, ...], force: bool) -> None:
+    """Disable entries (write 0): the kernel skips them but keeps them.
+
+    An entry processes run through now is refused (they are named) unless --force.
+    """
+    _names_command(obj, names, "disable", force)
 
 
 @click.command(context_settings=CONTEXT)
@@ -271,9 +319,12 @@ def disable(obj: Ctx, names: tuple[str, ...]) -> None:
     "--owned", is_flag=True, help="Remove every entry binfmtctl registered (and still owns)."
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be removed.")
+@_in_use_force
 @pass_ctx
-def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool) -> None:
+def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: bool) -> None:
     """Remove named entries (write -1 to each), or with --owned all of binfmtctl's.
+
+    An entry processes run through now is refused (they are named) unless --force.
 
     Entries are removed one by one by name; binfmtctl never writes -1 to
     `status`, which would remove every entry including other tools' (WSLInterop,
@@ -303,6 +354,8 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool) -> None
     actions = plan_remove(targets, live)
     if dry_run:
         report_actions(actions, True)
+    refuse_in_use([a.entry for a in actions], force, dry_run)
+    if dry_run:
         return
     bm.apply(actions)
     for a in actions:
