@@ -38,12 +38,14 @@ COMMANDS = {
     "install": "binfmtctl.cli.emulate:install",
     "uninstall": "binfmtctl.cli.emulate:uninstall",
     "test": "binfmtctl.cli.emulate:test_targets",
+    "write-probe": "binfmtctl.cli.probes:write_probe",
     "apply": "binfmtctl.cli.persist:apply",
     "export": "binfmtctl.cli.persist:export",
     "import": "binfmtctl.cli.persist:import_cmd",
     "persist": "binfmtctl.cli.persist:persist_group",
     "doctor": "binfmtctl.cli.doctor:doctor",
     "run": "binfmtctl.cli.run:run",
+    "completion": "binfmtctl.cli.completion:completion",
 }
 
 
@@ -76,14 +78,19 @@ class LazyGroup(click.Group):
     metavar="PATH",
     help="binfmt_misc mount to manage [env BINFMTCTL_MOUNT; default /proc/sys/fs/binfmt_misc].",
 )
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colour, even on a terminal [also when env NO_COLOR is set and not empty].",
+)
 @click.pass_context
-def main(ctx: click.Context, mount: str | None) -> None:
+def main(ctx: click.Context, mount: str | None, no_color: bool) -> None:
     """Register, explain and persist Linux binfmt_misc entries (QEMU user-mode emulation).
 
     \b
     Diagnose:   validate  which  scan  doctor  status  show
     Change:     register  enable  disable  remove  install  uninstall
-    Prove:      test  sandbox  run
+    Prove:      test  sandbox  run  write-probe
     Persist:    apply  export  import  persist
 
     \b
@@ -92,6 +99,8 @@ def main(ctx: click.Context, mount: str | None) -> None:
     and a batch that fails midway is rolled back.
     """
     ctx.obj = Ctx(mount)
+    if no_color or os.environ.get("NO_COLOR"):
+        ctx.color = False  # click strips styles from every echo under this context
 
 
 def _run_main(argv: Iterable[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
+from binfmtctl.cli.completion import complete_targets
 from binfmtctl.errors import ExitStatus, UsageError
 
 _DOCTOR_HEADINGS = {"error": "ERRORS", "warning": "WARNINGS", "info": "INFO"}
@@ -35,6 +36,7 @@ def _print_findings(findings: Sequence[Any]) -> None:
 @click.option(
     "--target",
     "targets",
+    shell_complete=complete_targets,
     multiple=True,
     metavar="T",
     help="A target that must work (repeatable; aliases such as arm64 accepted).",

@@ -23,6 +23,7 @@ from binfmtctl.cli.common import (
     refuse_in_use,
     scope_note,
 )
+from binfmtctl.cli.completion import complete_targets, complete_uninstall
 from binfmtctl.errors import ExitStatus, UsageError
 
 
@@ -82,7 +83,7 @@ def _print_install(
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, shell_complete=complete_targets)
 @click.option(
     "--flags",
     "flags",
@@ -322,7 +323,7 @@ def install(
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, shell_complete=complete_uninstall)
 @click.option("--dry-run", is_flag=True, help="Print what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 @click.option(
@@ -348,6 +349,11 @@ def uninstall(
     leaves WSLInterop, python, jar, Rosetta and QEMU entries binfmtctl did not register
     (they are listed), and the table is never flushed through `status`. An entry
     processes run through now is refused (they are named) unless --force.
+
+    \b
+    Examples:
+      binfmtctl uninstall arm64
+      binfmtctl uninstall all --dry-run
     """
     from binfmtctl import install as inst
     from binfmtctl.plan import plan_remove
@@ -389,7 +395,7 @@ def uninstall(
 
 
 @click.command("test", context_settings=CONTEXT)
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, shell_complete=complete_targets)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {targets: [...]}")
 @pass_ctx
 def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
@@ -399,6 +405,11 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
     marker. It is executed like any program, so the kernel picks the handler: a pass
     means binaries of that target really run here. Default TARGETs: every enabled
     live qemu entry. Shows the handling entry per target; exit 1 if any fails.
+
+    \b
+    Examples:
+      binfmtctl test
+      binfmtctl test arm64 riscv64 --json
     """
     from binfmtctl import install as inst
     from binfmtctl import table

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
+from binfmtctl.cli.completion import complete_targets
 from binfmtctl.errors import BinfmtctlError, ExitStatus, UsageError
 
 
@@ -40,6 +41,11 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
     first differing field ("e_machine is 0x00b7 (AArch64), entry expects 0x0028
     (ARM)"). Says when the host runs the file natively. Exit 1 if a FILE could not
     be read.
+
+    \b
+    Examples:
+      binfmtctl which ./hello-arm64
+      binfmtctl which --json /srv/rootfs/bin/busybox
     """
     from binfmtctl.elf import NotElfError, read_elf, read_header
     from binfmtctl.match import match
@@ -119,6 +125,11 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
     Streams the tree (memory stays flat however large it is), reads only the first
     bytes of each regular file, and reports the files that nothing can run (neither
     natively nor through an enabled entry). Symlinks are not followed.
+
+    \b
+    Examples:
+      binfmtctl scan /srv/arm64-rootfs
+      binfmtctl scan --json --examples 5 /var/lib/containers
     """
     from binfmtctl import table
     from binfmtctl.match import Matcher, native
@@ -130,11 +141,10 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
     stranded: list[str] = []
     stranded_n = files = elfs = errors = 0
     arch_cache: dict[bytes, tuple[str, bool]] = {}
-    show_progress = sys.stderr.isatty() and not as_json
+    progress = _progress(as_json)
     for path in _walk(dirs):
         files += 1
-        if show_progress and files % 2000 == 0:
-            click.echo(f"\rscanned {files} files, {elfs} ELF", nl=False, err=True)
+        progress.update(files, elfs)
         try:  # raw fds: no buffered file object per file on this hot path
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
             try:
@@ -162,8 +172,7 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
             stranded_n += 1
             if len(stranded) < examples:
                 stranded.append(path)
-    if show_progress:
-        click.echo("\r" + " " * 60 + "\r", nl=False, err=True)
+    progress.close(files, elfs)
     report: dict[str, Any] = {
         "files": files,
         "elf": elfs,
@@ -186,6 +195,13 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
             click.echo(f"  {p}")
     if note:
         click.echo(f"note: {note}")
+
+
+def _progress(as_json: bool) -> Any:
+    """The progress line: on a terminal's stderr only, never with --json."""
+    from binfmtctl.progress import Progress
+
+    return Progress(sys.stderr, sys.stderr.isatty() and not as_json)
 
 
 def _walk(roots: Iterable[str]) -> Iterable[str]:
@@ -213,7 +229,7 @@ def _walk(roots: Iterable[str]) -> Iterable[str]:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.option(
     "--interpreter", metavar="PATH", help="Interpreter path [default: /usr/bin/qemu-TARGET-static]."
 )
@@ -225,8 +241,25 @@ def _walk(roots: Iterable[str]) -> Iterable[str]:
     is_flag=True,
     help="Print a commented binfmt.d file instead of the bare string.",
 )
-def gen(target: str, interpreter: str | None, flags: str, name: str | None, binfmt_d: bool) -> None:
-    """Print the register string for a QEMU TARGET (any alias: arm64, linux/arm/v7, ppc64el...)."""
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the target, the entry and its register string."
+)
+def gen(
+    target: str,
+    interpreter: str | None,
+    flags: str,
+    name: str | None,
+    binfmt_d: bool,
+    as_json: bool,
+) -> None:
+    """Print the register string for a QEMU TARGET (any alias: arm64, linux/arm/v7, ppc64el...).
+
+    \b
+    Examples:
+      binfmtctl gen arm64
+      binfmtctl gen linux/riscv64 --binfmt-d > /etc/binfmt.d/qemu-riscv64.conf
+      binfmtctl gen aarch64 --json
+    """
     from binfmtctl import table
     from binfmtctl.entry import normalize_flags, render_binfmt_d, render_register_str
 
@@ -236,7 +269,18 @@ def gen(target: str, interpreter: str | None, flags: str, name: str | None, binf
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     entry = t.entry(interpreter or f"/usr/bin/{t.interpreter}-static", flags, name)
-    if binfmt_d:
+    if as_json:
+        if binfmt_d:
+            raise UsageError("--json and --binfmt-d are two output formats: pick one")
+        emit_json(
+            {
+                "target": t.name,
+                "description": t.description,
+                "register": render_register_str(entry),
+                "entry": entry.to_json(),
+            }
+        )
+    elif binfmt_d:
         click.echo(
             render_binfmt_d(
                 [entry], header=f"{t.name}: {t.description}\ngenerated by binfmtctl gen"

@@ -25,6 +25,7 @@ from binfmtctl.cli.common import (
     report_actions,
     scope_note,
 )
+from binfmtctl.cli.completion import complete_entries
 from binfmtctl.errors import ExitStatus, UsageError
 
 
@@ -72,7 +73,7 @@ def _classify(e: Any) -> Any:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_entries)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
@@ -83,6 +84,11 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
     interpreter, flags, owner (binfmtctl if it registered it) and a one-word
     health (ok, disabled, interpreter-missing, interpreter-not-executable,
     pinned-interpreter-gone). Reads need no root where the table is mounted.
+
+    \b
+    Examples:
+      binfmtctl status
+      binfmtctl status qemu-aarch64 --json
     """
     from binfmtctl.binfmt_misc import NotMounted
 
@@ -137,11 +143,17 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_entries)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def show(obj: Ctx, name: str, as_json: bool) -> None:
-    """Show one entry: the kernel's own text, its register string, and what it means."""
+    """Show one entry: the kernel's own text, its register string, and what it means.
+
+    \b
+    Examples:
+      binfmtctl show qemu-aarch64
+      binfmtctl show WSLInterop --json
+    """
     from binfmtctl.entry import render_register_str
 
     bm = _open_for_read(obj)
@@ -289,10 +301,16 @@ def _names_command(obj: Ctx, names: Sequence[str], op: str, force: bool = False)
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_entries)
 @pass_ctx
 def enable(obj: Ctx, names: tuple[str, ...]) -> None:
-    """Enable entries (write 1 to each)."""
+    """Enable entries (write 1 to each).
+
+    \b
+    Examples:
+      binfmtctl enable qemu-aarch64
+      binfmtctl enable qemu-arm qemu-riscv64
+    """
     _names_command(obj, names, "enable")
 
 
@@ -302,19 +320,24 @@ _in_use_force = click.option(
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_entries)
 @_in_use_force
 @pass_ctx
 def disable(obj: Ctx, names: tuple[str, ...], force: bool) -> None:
     """Disable entries (write 0): the kernel skips them but keeps them.
 
     An entry processes run through now is refused (they are named) unless --force.
+
+    \b
+    Examples:
+      binfmtctl disable qemu-aarch64
+      binfmtctl disable --force qemu-aarch64
     """
     _names_command(obj, names, "disable", force)
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_entries)
 @click.option(
     "--owned", is_flag=True, help="Remove every entry binfmtctl registered (and still owns)."
 )
@@ -329,6 +352,11 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
     Entries are removed one by one by name; binfmtctl never writes -1 to
     `status`, which would remove every entry including other tools' (WSLInterop,
     python, jar, Rosetta).
+
+    \b
+    Examples:
+      binfmtctl remove qemu-aarch64 --dry-run
+      binfmtctl remove --owned
     """
     from binfmtctl.plan import plan_remove
 

@@ -136,6 +136,11 @@ def apply(obj: Ctx, plan_only: bool, force: bool, config: str | None, as_json: b
     system not mounted yet) is reported with the fix and the rest are still applied; the
     exit status is then 1. Idempotent: a second run changes nothing. Mounts binfmt_misc
     if needed. --plan prints the actions and changes nothing.
+
+    \b
+    Examples:
+      binfmtctl apply --plan
+      binfmtctl apply --config /etc/binfmt.d/zz-binfmtctl.conf
     """
     _apply_and_report(obj, config, plan_only=plan_only, force=force, as_json=as_json)
 
@@ -167,6 +172,12 @@ def export(
     loading them gives the same match order, as binfmt.d lines: `systemd-binfmt FILE`
     or `binfmtctl import FILE` loads them. NAMES picks live entries by name (whoever
     registered them); --all exports every live entry.
+
+    \b
+    Examples:
+      binfmtctl export > /etc/binfmt.d/qemu.conf
+      binfmtctl export --all --format json
+      binfmtctl export --format update-binfmts -o /var/lib/binfmts
     """
     from pathlib import Path
 
@@ -296,6 +307,12 @@ def persist_group() -> None:
       persist add ENTRY... | -f FILE add register strings to the config
       persist save [NAME...] [--all] add live entries (default: binfmtctl's) to the config
       persist remove NAME...         drop entries from the config
+
+    \b
+    Examples:
+      binfmtctl persist add "$(binfmtctl gen arm64)" --apply
+      binfmtctl persist enable
+      binfmtctl persist status --root /mnt/image
     """
 
 
@@ -335,6 +352,11 @@ def persist_enable(
     On a running systemd system it also runs `systemctl daemon-reload` and `systemctl
     enable --now binfmtctl.service`; where systemd is not PID 1 that is skipped, with a
     note. Run it again after moving or reinstalling binfmtctl.
+
+    \b
+    Examples:
+      binfmtctl persist enable
+      binfmtctl persist enable --root /mnt/image --binfmtctl /usr/bin/binfmtctl
     """
     from binfmtctl import persist
 
@@ -367,6 +389,11 @@ def persist_disable(root: str | None, config: str | None, purge: bool, as_json: 
     Live entries stay registered (the unit has no ExecStop: nothing is flushed);
     `binfmtctl uninstall all` removes binfmtctl's. The config is a binfmt.d file, so
     systemd-binfmt keeps registering its entries at boot until it is purged.
+
+    \b
+    Examples:
+      binfmtctl persist disable
+      binfmtctl persist disable --purge
     """
     from binfmtctl import persist
 
@@ -389,6 +416,11 @@ def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool
     Exit 1 if something is out of order (each problem names its fix): the unit missing,
     not enabled, or pointing at a binfmtctl that is gone; an invalid config line; live
     entries that differ from the config (binfmtctl apply).
+
+    \b
+    Examples:
+      binfmtctl persist status
+      binfmtctl persist status --root /mnt/image --json
     """
     from binfmtctl import persist
 
@@ -448,7 +480,13 @@ def persist_add(
     config: str | None,
     as_json: bool,
 ) -> None:
-    """Add register strings to the config (all or nothing; a same-named entry is replaced)."""
+    """Add register strings to the config (all or nothing; a same-named entry is replaced).
+
+    \b
+    Examples:
+      binfmtctl persist add "$(binfmtctl gen arm64)"
+      binfmtctl persist add -f qemu.conf --apply
+    """
     from binfmtctl.rules import KernelProfile
 
     raws = read_inputs(entries, file)
@@ -507,7 +545,13 @@ def _parse_batch_grammar(raws: Sequence[bytes], profile: Any) -> list[Any]:
 def persist_save(
     obj: Ctx, names: tuple[str, ...], include_all: bool, config: str | None, as_json: bool
 ) -> None:
-    """Add live entries to the config: NAMEs, or binfmtctl's own (--all: every live entry)."""
+    """Add live entries to the config: NAMEs, or binfmtctl's own (--all: every live entry).
+
+    \b
+    Examples:
+      binfmtctl persist save
+      binfmtctl persist save --all --json
+    """
     from binfmtctl import persist
 
     _, chosen = _pick_live(obj, names, include_all, "; nothing was saved")
@@ -529,7 +573,13 @@ def persist_save(
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def persist_remove(names: tuple[str, ...], config: str | None, as_json: bool) -> None:
-    """Drop entries from the config (the live table is not changed: binfmtctl remove NAME)."""
+    """Drop entries from the config (the live table is not changed: binfmtctl remove NAME).
+
+    \b
+    Examples:
+      binfmtctl persist remove qemu-aarch64
+      binfmtctl persist remove qemu-arm qemu-riscv64 --json
+    """
     from binfmtctl import persist
 
     path = persist.config_path(override=config)

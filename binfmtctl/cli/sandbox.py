@@ -37,6 +37,11 @@ def sandbox(entries: tuple[str, ...], file: str | None, command: tuple[str, ...]
     \b
     Example:
       binfmtctl sandbox -f /usr/lib/binfmt.d/qemu-aarch64.conf -- ./hello-arm64
+
+    \b
+    Examples:
+      binfmtctl sandbox --entry "$(binfmtctl gen arm64)" -- ./hello-arm64
+      binfmtctl sandbox -f qemu.conf -- sh
     """
     from binfmtctl import sandbox as sb
 
