@@ -96,7 +96,8 @@ def test_the_bash_script_really_completes_in_bash(tmp_path: Path) -> None:
     shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m binfmtctl "$@"\n')
     shim.chmod(0o755)
     test = (
-        script + "\nCOMP_WORDS=(binfmtctl install arm6); COMP_CWORD=2; _binfmtctl_completion binfmtctl; "
+        script
+        + "\nCOMP_WORDS=(binfmtctl install arm6); COMP_CWORD=2; _binfmtctl_completion binfmtctl; "
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
     p = subprocess.run(
