@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from binfmtctl import probe, usage
@@ -277,3 +278,27 @@ def test_as_an_unprivileged_user_hidden_processes_are_counted_and_said(user: Use
     err = (work / "status.err").read_text()
     assert "not visible (outside this user namespace" in err and "Traceback" not in err
     assert (work / "status.txt").read_text().splitlines()[-1].split()[-2] == "1"
+
+
+def test_doctor_says_when_a_container_engine_runs(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A process named dockerd (a copy of sleep: the name is what is looked at)."""
+    tmp_path.chmod(0o755)
+    assert run_cli(sandbox, "register", aarch64_line(flags="")).returncode == 0
+
+    def engine_findings() -> list[dict[str, str]]:
+        out = json.loads(run_cli(sandbox, "doctor", "--json").stdout)["findings"]
+        return [x for x in out if x["code"] == "container-engine"]
+
+    if not any(p.name() in usage.CONTAINER_ENGINES for p in psutil.process_iter()):
+        assert engine_findings() == []
+    engine = tmp_path / "dockerd"
+    shutil.copy2("/bin/sleep", engine)
+    p = subprocess.Popen([str(engine), "600"])
+    try:
+        (found,) = engine_findings()
+        assert found["severity"] == "info" and f"dockerd (pid {p.pid})" in found["message"]
+        assert "(entries without F: qemu-aarch64)" in found["message"]
+        assert "F" in found["fix"]
+    finally:
+        p.kill()
+        p.wait()

@@ -34,9 +34,10 @@ def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]
     from binfmtctl import usage
     from binfmtctl.binfmt_misc import entry_health, open_exec_errno
 
-    entries = [e for e in bm.entries()]
+    entries = bm.entries()
     wanted = [e for e in entries if not names or e.name in names]
-    snap = usage.snapshot({e.interpreter for e in wanted})
+    # no entry, no process walk (nor the psutil import)
+    snap = usage.snapshot({e.interpreter for e in wanted}) if wanted else usage.Snapshot()
     owned = bm.owned()
     rows = []
     for order, e in enumerate(entries, start=1):
