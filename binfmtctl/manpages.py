@@ -100,6 +100,9 @@ def render(path: Sequence[str], cmd: click.Command, ctx: click.Context) -> str:
                     f"\\fB{_esc(sub_path[-1])}\\fR",
                     f"{_esc(sub.get_short_help_str(limit=200))} See \\fB{page_name(sub_path)}\\fR(1).",
                 ]
+    if cmd.epilog:  # the examples (binfmtctl.cli.common.examples_last put them there)
+        text = cmd.epilog.replace("\b\nExamples:\n", "\b\n", 1)
+        out += [".SH EXAMPLES", *_paragraphs(text)]
     out += [
         ".SH SEE ALSO",
         "\\fBbinfmtctl\\fR(1)" if path else "\\fBbinfmt_misc\\fR (Linux kernel documentation)",

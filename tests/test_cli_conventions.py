@@ -118,11 +118,11 @@ ALL = list(manpages.commands(main, click.Context(main, info_name="binfmtctl")))
 def test_every_command_help_has_examples(path: tuple[str, ...]) -> None:
     p = cli(*path, "--help")
     assert p.returncode == 0
-    examples = p.stdout.split("Examples:", 1)
-    assert len(examples) == 2, f"binfmtctl {' '.join(path)} --help has no Examples section"
-    lines = [line.strip() for line in examples[1].split("Options:", 1)[0].splitlines()]
-    shown = [line for line in lines if line.startswith("binfmtctl ")]
-    assert len(shown) >= 2, shown
+    head, sep, examples = p.stdout.partition("\n  Examples:\n")
+    assert sep, f"binfmtctl {' '.join(path)} --help has no Examples section"
+    assert "Options:" in head  # the examples come last, after the options
+    shown = examples.strip("\n").splitlines()
+    assert len(shown) >= 2 and all(x.startswith("    ") and "binfmtctl " in x for x in shown), shown
 
 
 def test_every_command_has_a_current_man_page() -> None:
@@ -140,6 +140,7 @@ def test_a_man_page_says_what_help_says() -> None:
     assert page.startswith('.TH "BINFMTCTL-UNINSTALL" "1"')
     assert "\\fB\\-\\-force\\fR\nRemove even entries processes run through now." in page
     assert "binfmtctl uninstall all \\-\\-dry\\-run" in page  # the examples, verbatim
+    assert ".SH EXAMPLES\n.PP\n.nf\nbinfmtctl uninstall arm64\n" in page  # last, verbatim
     root = manpages.pages(main)["binfmtctl.1"]
     assert "See \\fBbinfmtctl\\-persist\\fR(1)" in root.replace(
         "binfmtctl-persist", "binfmtctl\\-persist"

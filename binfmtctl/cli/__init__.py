@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import click
 
 from binfmtctl import __version__
-from binfmtctl.cli.common import CONTEXT, Ctx
+from binfmtctl.cli.common import CONTEXT, Ctx, examples_last
 from binfmtctl.errors import ExitStatus
 
 #: command name -> "module:function", in the order --help lists them
@@ -66,7 +66,7 @@ class LazyGroup(click.Group):
         module, _, attr = target.partition(":")
         cmd = getattr(importlib.import_module(module), attr)
         assert isinstance(cmd, click.Command), target
-        return cmd
+        return examples_last(cmd)
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT)

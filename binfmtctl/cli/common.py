@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -275,3 +276,20 @@ def refuse_in_use(entries: Sequence[Any], force: bool, dry_run: bool = False) ->
         fix="wait for those processes to end (or stop them), or pass --force: a running "
         "process keeps its interpreter, but its next exec of a foreign binary fails",
     )
+
+
+_EXAMPLES = "\b\nExamples:\n"
+
+
+def examples_last(cmd: click.Command) -> click.Command:
+    """Move the ``Examples:`` block of a command's docstring (and of its subcommands') to
+    its epilog, so ``--help`` ends with the examples, after the options. Idempotent."""
+    text = inspect.cleandoc(cmd.help or "")
+    if _EXAMPLES in text and not cmd.epilog:
+        body, _, examples = text.partition(_EXAMPLES)
+        cmd.help = body.rstrip()
+        cmd.epilog = _EXAMPLES + examples.rstrip()
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            examples_last(sub)
+    return cmd
