@@ -119,7 +119,10 @@ def hidden_note(hidden: int, *, root: bool, initial_userns: bool) -> str | None:
             "run as root on the host to see every user of an entry"
         )
     if root:
-        return f"{n} not visible (their executables could not be read)"
+        return (
+            f"{n} not visible: root could not read their executables "
+            "(a container without CAP_SYS_PTRACE?)"
+        )
     return (
         f"{n} not visible (other users' processes cannot be looked at as this user): "
         "run as root to see every user of an entry"
