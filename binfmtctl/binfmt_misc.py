@@ -112,6 +112,54 @@ def mount_state(
     return MountState("not-mounted", path)
 
 
+def is_standard_mount(path: str) -> bool:
+    """Is ``path`` binfmt_misc's own mount point (/proc/sys/fs/binfmt_misc)?"""
+    return os.path.normpath(path) == DEFAULT_MOUNT
+
+
+def mount_refusal(path: str, contents: list[str] | None) -> tuple[str, str] | None:
+    """Why binfmtctl must not mount binfmt_misc at ``path`` (message, fix), or None. Pure.
+
+    Writes mount binfmt_misc only on the standard path or on an empty directory: a mount
+    over a directory with files hides them until it is unmounted. ``contents`` are the
+    directory's names (None: not a readable directory)."""
+    if is_standard_mount(path):
+        return None
+    if contents is None:
+        return (
+            f"refusing to mount binfmt_misc at {path}: it is not a readable directory",
+            "--mount names binfmt_misc's mount point, or an empty directory to mount it on",
+        )
+    if contents:
+        shown = ", ".join(sorted(contents)[:3]) + (", ..." if len(contents) > 3 else "")
+        return (
+            f"refusing to mount binfmt_misc over {path}: the directory is not empty "
+            f"({len(contents)} name{'s' * (len(contents) != 1)}: {shown}) and the mount would hide them",
+            "point --mount at binfmt_misc's mount point or an empty directory "
+            "(mkdir -p /run/bm && binfmtctl --mount /run/bm ...), or mount it yourself: "
+            "mount -t binfmt_misc binfmt_misc DIR",
+        )
+    return None
+
+
+def not_mounted_fix(path: str, contents: list[str] | None) -> str:
+    """The fix a read prints when binfmt_misc is not mounted at ``path``. Pure."""
+    how = f"mount -t binfmt_misc binfmt_misc {path}  (as root)"
+    if mount_refusal(path, contents) is None:
+        return (
+            how + "; or let a write do it: binfmtctl's register, install, apply and "
+            "doctor --fix mount it themselves when run as root"
+        )
+    return how + f"; binfmtctl itself never mounts over {path}: it is not an empty directory"
+
+
+def _dir_contents(path: str) -> list[str] | None:
+    try:
+        return os.listdir(path)
+    except (OSError, ValueError):
+        return None
+
+
 def open_exec_errno(path: str) -> str | None:
     """The errno ``open_exec()`` would give for ``path`` (what F checks at registration)."""
     try:
@@ -290,30 +338,64 @@ class BinfmtMisc:
             return MountState("not-mounted", self.path)
         return st
 
-    def ensure_mounted(self, *, mount: bool = True) -> MountState:
-        """Trigger an automount, or mount, so the table can be read. Never unmounts."""
+    def ensure_mounted(self, *, mount: bool = False) -> MountState:
+        """Compatibility spelling: ``mount=True`` is :meth:`mount_for_write`, else
+        :meth:`require_mounted`. Mounting is never the default."""
+        return self.mount_for_write() if mount else self.require_mounted()
+
+    def _readable_state(self) -> MountState:
+        """The state, after triggering a systemd automount (any access to it does that)."""
         st = self.mount_state()
         if st.state == "automount":
             with contextlib.suppress(OSError):
                 os.listdir(self.path)  # the first access triggers systemd's automount
             st = self.mount_state()
-        if st.state == "mounted":
-            return st
+        return st
+
+    def _absent(self, st: MountState) -> NotMounted | None:
         if st.state == "unsupported":
-            raise NotMounted(
+            return NotMounted(
                 "this kernel has no binfmt_misc (not in /proc/filesystems)",
                 fix="load the module (modprobe binfmt_misc) or use a kernel built with CONFIG_BINFMT_MISC",
             )
         if st.state == "missing":
-            raise NotMounted(
+            if not is_standard_mount(self.path):
+                return NotMounted(
+                    f"{self.path} does not exist",
+                    fix="--mount names binfmt_misc's mount point, or an empty directory to mount it on",
+                )
+            return NotMounted(
                 f"{self.path} does not exist",
                 fix="is /proc mounted? inside a container, /proc/sys may be hidden; run on the host",
             )
-        if not mount:
-            raise NotMounted(
-                f"binfmt_misc is not mounted at {self.path}",
-                fix=f"mount -t binfmt_misc binfmt_misc {self.path}  (binfmtctl mounts it itself when it writes)",
-            )
+        return None
+
+    def require_mounted(self) -> MountState:
+        """For reads: the table must already be mounted. Never mounts (reads never change the
+        host); an untriggered systemd automount is triggered, as any access would."""
+        st = self._readable_state()
+        if st.state == "mounted":
+            return st
+        absent = self._absent(st)
+        if absent is not None:
+            raise absent
+        raise NotMounted(
+            f"binfmt_misc is not mounted at {self.path}: nothing is registered there",
+            fix=not_mounted_fix(self.path, _dir_contents(self.path)),
+        )
+
+    def mount_for_write(self) -> MountState:
+        """For commands that write: mount binfmt_misc if it is not mounted, but only on the
+        standard path or an empty directory (mounting over files would hide them)."""
+        st = self._readable_state()
+        if st.state == "mounted":
+            return st
+        absent = self._absent(st)
+        if absent is not None:
+            raise absent
+        refusal = mount_refusal(self.path, _dir_contents(self.path))
+        if refusal is not None:
+            raise NotMounted(refusal[0], fix=refusal[1])
         proc = subprocess.run(
             ["mount", "-t", "binfmt_misc", "binfmt_misc", self.path],
             capture_output=True,
@@ -405,7 +487,7 @@ class BinfmtMisc:
             return KernelRefused(
                 f"{what}: {self.path} has no such file (binfmt_misc not mounted?)",
                 errno=name,
-                fix=f"binfmtctl status  (mounts it), or mount -t binfmt_misc binfmt_misc {self.path}",
+                fix=not_mounted_fix(self.path, _dir_contents(self.path)),
             )
         if e.errno in (errno_mod.EACCES, errno_mod.EPERM):
             return KernelRefused(

@@ -584,6 +584,17 @@ def check_mount(facts: HostFacts) -> list[Finding]:
     return out
 
 
+def check_register_file(facts: HostFacts) -> list[Finding]:
+    """The classic question "cat register: Invalid argument" answered where it can be asked."""
+    from binfmtctl.control_files import explain
+
+    if facts.mount.state != "mounted":
+        return []
+    c = explain("register", facts.mount.path)
+    assert c is not None
+    return [Finding("register-write-only", "info", None, c.message, c.fix)]
+
+
 # -- check: context -------------------------------------------------------------------------------
 def scope(facts: HostFacts) -> str:
     """Who will see registrations made from here."""
@@ -1275,6 +1286,7 @@ HostCheck = Callable[[HostFacts], "list[Finding]"]
 CHECKS: tuple[HostCheck, ...] = (
     check_kernel,
     check_mount,
+    check_register_file,
     check_context,
     check_entries,
     check_overlap,
@@ -1763,7 +1775,7 @@ def apply_fixes(
     for code, name, action in plan_fixes(findings, facts):
         try:
             if action == "mount":
-                st = bm.ensure_mounted(mount=True)
+                st = bm.mount_for_write()
                 if not os.path.exists(os.path.join(bm.path, "register")):
                     raise BinfmtctlError(
                         f"{bm.path} still has no register file: the binfmt_misc mount there is hidden by another mount over a parent directory (a read-only bind of /proc/sys?)",
@@ -1771,7 +1783,7 @@ def apply_fixes(
                     )
                 msg = f"binfmt_misc is {st.state} at {st.path}"
             elif action == "apply-config":
-                bm.ensure_mounted(mount=True)
+                bm.mount_for_write()
                 msg = _apply_config(bm, facts.persist.config_path)
             elif action == "enable" and name is not None:
                 bm.set_enabled(name, True)

@@ -790,7 +790,7 @@ def apply_config(
     state = bm.mount_state()
     if state.state != "mounted" and (state.state == "automount" or (entries and not plan_only)):
         try:
-            state = bm.ensure_mounted(mount=not plan_only)
+            state = bm.require_mounted() if plan_only else bm.mount_for_write()
         except NotMounted:
             if not plan_only:
                 raise

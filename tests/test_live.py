@@ -143,13 +143,17 @@ def test_errno_paths_are_explained(sandbox: Sandbox, tmp_path: Path) -> None:
     assert snapshot(sandbox) == []
 
 
-def test_unmounted_path_is_mounted_by_root(sandbox: Sandbox, tmp_path: Path) -> None:
-    """As (namespace) root, a read of an unmounted path mounts binfmt_misc there;
-    every mount in one user namespace shares its instance."""
+def test_unmounted_path_is_mounted_by_a_write_not_a_read(sandbox: Sandbox, tmp_path: Path) -> None:
+    """As (namespace) root, a read of an unmounted empty directory says it is not mounted; a
+    write mounts binfmt_misc there; every mount in one user namespace shares its instance."""
     second = tmp_path / "second"
     second.mkdir()
     os.chmod(tmp_path, 0o755)
     run_cli(sandbox, "register", ":t:M::BMX1::/bin/true:")
+    p = run_cli(sandbox, "--mount", str(second), "status", "--json")
+    assert p.returncode == 1 and json.loads(p.stdout)["mount"]["state"] == "not-mounted"
+    p = run_cli(sandbox, "--mount", str(second), "register", ":t:M::BMX1::/bin/true:")
+    assert p.returncode == 0 and "unchanged" in p.stdout, p.stderr  # the same instance
     p = run_cli(sandbox, "--mount", str(second), "status", "--json")
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)

@@ -89,13 +89,9 @@ def read_inputs(entries: Sequence[str], file: str | None) -> list[bytes]:
 
 
 def _open_for_read(obj: Ctx) -> Any:
-    from binfmtctl.binfmt_misc import NotMounted
-
+    """The live table for a read command: it must be mounted already (reads never mount)."""
     bm = obj.bm()
-    try:
-        bm.ensure_mounted(mount=os.geteuid() == 0)
-    except NotMounted:
-        raise
+    bm.require_mounted()
     return bm
 
 

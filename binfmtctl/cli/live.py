@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -95,7 +94,7 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
 
     bm = obj.bm()
     try:
-        st = bm.ensure_mounted(mount=os.geteuid() == 0)
+        st = bm.require_mounted()
     except NotMounted as e:
         if as_json:
             emit_json(
@@ -108,8 +107,13 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
             )
             sys.exit(ExitStatus.PROBLEMS)
         raise
-    rows, hidden = _entry_rows(bm, names)
-    missing = [n for n in names if n not in {r["name"] for r in rows}]
+    from binfmtctl.control_files import explain
+
+    controls = [c for n in dict.fromkeys(names) if (c := explain(n, bm.path)) is not None]
+    control_names = {c.name for c in controls}
+    entry_names = [n for n in names if n not in control_names]
+    rows, hidden = _entry_rows(bm, entry_names) if entry_names or not names else ([], 0)
+    missing = [n for n in entry_names if n not in {r["name"] for r in rows}]
     enabled = bm.enabled()
     if as_json:
         emit_json(
@@ -119,15 +123,19 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
                 "kernel": bm.profile.label,
                 "entries": rows,
                 "processes_not_visible": hidden,
+                "control_files": [c.to_json() for c in controls],
             }
         )
     else:
         click.echo(
             f"binfmt_misc at {bm.path}: {st.state}{' (read-only)' if st.read_only else ''}, {'enabled' if enabled else 'DISABLED (no entry is used)'}; Linux {bm.profile.label}"
         )
-        if not rows:
+        for c in controls:
+            click.echo(f"{c.name}: a control file, {c.mode}, not an entry: {c.message}")
+            click.echo(f"  fix: {c.fix}")
+        if not rows and (entry_names or not controls):
             click.echo("no entries" + (" match" if names else " registered"))
-        else:
+        elif rows:
             click.echo(
                 f"{'#':>3}  {'NAME':<22} {'STATE':<8} {'FLAGS':<5} {'INTERPRETER':<44} {'OWNER':<9} {'PROCS':>5}  HEALTH"
             )
@@ -155,8 +163,18 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
       binfmtctl show qemu-aarch64
       binfmtctl show WSLInterop --json
     """
+    from binfmtctl.control_files import explain
     from binfmtctl.entry import render_register_str
 
+    control = explain(name, obj.bm().path)
+    if control is not None:  # `show register`: the classic "cat register: Invalid argument"
+        if as_json:
+            emit_json(control.to_json())
+        else:
+            click.echo(f"{name}: a control file of binfmt_misc, {control.mode}, not an entry")
+            click.echo(f"  {control.message}")
+            click.echo(f"  fix: {control.fix}")
+        return
     bm = _open_for_read(obj)
     rows, hidden = _entry_rows(bm, [name])
     if not rows:
@@ -237,7 +255,7 @@ def register(
     desired = _parse_batch(raws, bm.profile)
     _safety(desired, force)
     if not dry_run:
-        bm.ensure_mounted()
+        bm.mount_for_write()
     with bm.locked() if not dry_run else contextlib.nullcontext():
         _register_locked(
             bm, desired, replace=replace, dry_run=dry_run, as_json=as_json, force=force
@@ -283,7 +301,7 @@ def _register_locked(
 
 def _names_command(obj: Ctx, names: Sequence[str], op: str, force: bool = False) -> None:
     bm = obj.bm()
-    bm.ensure_mounted()
+    bm.mount_for_write()
     live = set(bm.names())
     unknown = [n for n in names if n not in live]
     if unknown:
@@ -370,7 +388,10 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
             "'status' and 'register' are control files, not entries; binfmtctl never flushes the whole table"
         )
     bm = obj.bm()
-    bm.ensure_mounted()
+    if dry_run:
+        bm.require_mounted()
+    else:
+        bm.mount_for_write()
     live = bm.entries()
     live_names = {e.name for e in live}
     unknown = [n for n in names if n not in live_names]
