@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
+import fnmatch
 import os
 import subprocess
 import tempfile
@@ -42,9 +43,16 @@ class Skipped:
     reason: str
     refused: bool = False
     fix: str = ""
+    native: bool = False  # left out because the host runs it natively
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "reason": self.reason, "refused": self.refused, "fix": self.fix}
+        return {
+            "name": self.name,
+            "reason": self.reason,
+            "refused": self.refused,
+            "fix": self.fix,
+            "native": self.native,
+        }
 
 
 def _family_members(family: str) -> list[str]:
@@ -59,6 +67,39 @@ def host_family_reason(host: Target) -> str:
     )
 
 
+def split_target_list(args: Iterable[str]) -> list[str]:
+    """The target tokens of ``args``, in order: each argument may be a comma list, as
+    ``docker buildx build --platform`` and tonistiigi/binfmt's ``--install`` take them
+    (``linux/arm,linux/arm64,linux/amd64``). Blanks around and between commas are dropped."""
+    return [tok.strip() for arg in args for tok in arg.split(",") if tok.strip()]
+
+
+def is_pattern(token: str) -> bool:
+    """Is ``token`` a glob (``qemu-*``, ``mips*``, ``linux/arm*``) rather than a name?"""
+    return any(c in token for c in "*?[")
+
+
+def match_pattern(pattern: str, candidates: Iterable[Target]) -> list[Target]:
+    """The targets a glob names, in table order: fnmatch, case-insensitive, over each target's
+    QEMU name, its aliases and its entry name ``qemu-NAME`` (so ``qemu-*`` is every target,
+    as in tonistiigi/binfmt)."""
+    pat = pattern.strip().lower()
+    return [
+        t
+        for t in candidates
+        if any(fnmatch.fnmatchcase(n.lower(), pat) for n in (t.name, f"qemu-{t.name}", *t.aliases))
+    ]
+
+
+def native_reason(host: Target, t: Target) -> str:
+    """Why a named target of the host's own family is left out."""
+    what = "its own CPU" if t.name == host.name else f"the {host.family} family natively"
+    return (
+        f"the host ({host.name}) runs {t.name} binaries natively ({what}): no emulation needed; "
+        "an entry for it would hijack the host's own binaries"
+    )
+
+
 def resolve_targets(
     names: Sequence[str],
     uname_m: str,
@@ -66,12 +107,17 @@ def resolve_targets(
     *,
     force: bool = False,
     available: Callable[[Target], bool] | None = None,
+    skip_native: bool = False,
 ) -> tuple[list[Target], list[Skipped]]:
-    """Targets to install for ``names`` (QEMU names, aliases, or ``all``), deduplicated, in order.
+    """Targets to install for ``names`` (QEMU names, aliases, comma lists of them, globs, or
+    ``all``), deduplicated, in order.
 
     ``all``: every target whose interpreter is present (``available``; default: all) minus the
-    host's family (``ignore_family``: minus the exact host CPU only), each skip reported.
-    A named target of the host's family is refused (``Skipped.refused``) unless ``force``.
+    host's family (``ignore_family``: minus the exact host CPU only), each skip reported. A glob
+    (:func:`match_pattern`) is ``all`` narrowed to the targets it matches; one that matches no
+    target is a usage error. A named target of the host's family is refused
+    (``Skipped.refused``) unless ``force``; with ``skip_native`` (install) it is skipped with
+    a note instead, so a buildx platform list that includes the host installs the rest.
     Unknown names raise :class:`~binfmtctl.table.UnknownTargetError` (a usage error).
     """
     host = table.host_target(uname_m)
@@ -81,28 +127,51 @@ def resolve_targets(
 
     chosen: dict[str, Target] = {}
     skipped: list[Skipped] = []
-    for raw in names:
-        if raw.strip().lower() == ALL:
-            own = [t.name for t in table.targets() if native(t)]
-            if own:
-                skipped.append(Skipped(", ".join(own), host_family_reason(host)))
-            absent: list[str] = []
-            for t in table.targets():
-                if native(t) or t.name in chosen:
-                    continue
-                if available is not None and not available(t):
-                    absent.append(t.name)
-                    continue
-                chosen[t.name] = t
-            if absent:
-                skipped.append(
-                    Skipped(", ".join(absent), "no QEMU interpreter installed for these")
+
+    def add_group(group: Sequence[Target]) -> None:
+        own = [t.name for t in group if native(t) and t.name not in chosen]
+        if own:
+            skipped.append(Skipped(", ".join(own), host_family_reason(host), native=True))
+        absent: list[str] = []
+        for t in group:
+            if native(t) or t.name in chosen:
+                continue
+            if available is not None and not available(t):
+                absent.append(t.name)
+                continue
+            chosen[t.name] = t
+        if absent:
+            skipped.append(Skipped(", ".join(absent), "no QEMU interpreter installed for these"))
+
+    for raw in split_target_list(names):
+        if raw.lower() == ALL:
+            add_group(table.targets())
+            continue
+        if is_pattern(raw):
+            group = match_pattern(raw, table.targets())
+            if not group:
+                raise UsageError(
+                    f"{raw!r} matches no QEMU target",
+                    fix="QEMU names and aliases: aarch64 arm64 linux/arm/v7 riscv64 s390x ... "
+                    "(binfmtctl install --help)",
                 )
+            add_group(group)
             continue
         t = table.get_target(raw)
         if t.name in chosen:
             continue
         if native(t) and not force:
+            if skip_native:
+                if not any(s.name == t.name for s in skipped):
+                    skipped.append(
+                        Skipped(
+                            t.name,
+                            native_reason(host, t),
+                            fix="nothing to do; --force registers it anyway",
+                            native=True,
+                        )
+                    )
+                continue
             skipped.append(
                 Skipped(
                     t.name,
@@ -375,7 +444,7 @@ def uninstall_selection(
     by_name = {e.name: e for e in live}
     out: dict[str, None] = {}
     notes: list[Note] = []
-    for raw in names:
+    for raw in split_target_list(names):
         if raw in ("status", "register"):
             raise UsageError(
                 f"{raw!r} is a control file, not an entry; binfmtctl never flushes the whole table"
@@ -391,6 +460,9 @@ def uninstall_selection(
                             f"left {e.name}: binfmtctl did not register it (name it to remove it)",
                         )
                     )
+            continue
+        if is_pattern(raw):
+            _select_pattern(raw, live, owned, out, notes)
             continue
         if raw in by_name:
             if raw not in owned:
@@ -423,6 +495,38 @@ def uninstall_selection(
     return list(out), notes
 
 
+def _select_pattern(
+    pattern: str,
+    live: Sequence[Entry],
+    owned: Collection[str],
+    out: dict[str, None],
+    notes: list[Note],
+) -> None:
+    """``uninstall 'qemu-*'`` (as tonistiigi/binfmt's ``--uninstall``): the live QEMU entries
+    (and binfmtctl's own) whose name or QEMU target the glob matches. Other tools' non-QEMU
+    entries (WSLInterop, python, jar) are never taken by a glob: name them exactly."""
+    pat = pattern.strip().lower()
+    hit = False
+    for e in live:
+        target = _qemu_target(e)
+        by_target = target is not None and bool(match_pattern(pat, [table.get_target(target)]))
+        if not (fnmatch.fnmatchcase(e.name.lower(), pat) or by_target):
+            continue
+        hit = True
+        if target is None and e.name not in owned:
+            notes.append(
+                Note("info", f"left {e.name}: not a QEMU entry; name it exactly to remove it")
+            )
+            continue
+        if e.name not in owned:
+            notes.append(
+                Note("info", f"{e.name}: not registered by binfmtctl; removing it as matched")
+            )
+        out.setdefault(e.name, None)
+    if not hit:
+        notes.append(Note("info", f"no live entry matches {pattern!r}; nothing to remove"))
+
+
 # -- probes (edge) ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProbeResult:
@@ -441,6 +545,23 @@ class ProbeResult:
             "output": self.output,
             "error": self.error,
         }
+
+
+def select_test_targets(args: Sequence[str], live: Sequence[str]) -> list[str]:
+    """Targets ``test ARGS`` probes, in order, deduplicated: names, aliases and comma lists as
+    given; a glob stands for the live QEMU targets it matches (``test 'qemu-*'`` tests what is
+    installed); no argument: every live QEMU target (``live``, in table order)."""
+    tokens = split_target_list(args)
+    if not tokens:
+        return list(live)
+    installed = [table.get_target(n) for n in live]
+    out: dict[str, None] = {}
+    for tok in tokens:
+        if is_pattern(tok):
+            out.update(dict.fromkeys(t.name for t in match_pattern(tok, installed)))
+        else:
+            out.setdefault(table.get_target(tok).name, None)
+    return list(out)
 
 
 def live_qemu_targets(entries: Iterable[Entry]) -> list[str]:

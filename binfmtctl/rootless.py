@@ -39,7 +39,7 @@ from typing import NamedTuple
 from binfmtctl import table
 from binfmtctl.entry import Entry, render_register
 from binfmtctl.errors import BinfmtctlError, CommandNotFound
-from binfmtctl.install import ALL, Skipped, TargetPlan
+from binfmtctl.install import ALL, Skipped, TargetPlan, is_pattern, split_target_list
 from binfmtctl.interpreters import InterpreterInfo
 from binfmtctl.sandbox import (
     DEFAULT_MOUNT,
@@ -282,7 +282,11 @@ def dynamic_message(info: InterpreterInfo) -> tuple[str, str]:
 
 def named_targets(requested: Sequence[str]) -> set[str]:
     """Target names the user named explicitly (``all`` is not a name)."""
-    return {table.get_target(n).name for n in requested if n.strip().lower() != ALL}
+    return {
+        table.get_target(n).name
+        for n in split_target_list(requested)
+        if n.lower() != ALL and not is_pattern(n)
+    }
 
 
 def plan_run(

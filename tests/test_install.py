@@ -186,6 +186,88 @@ def test_host_family_refused_unless_forced() -> None:
     assert got == [] and skipped[0].refused
 
 
+def test_install_skips_native_platforms_with_a_note() -> None:
+    """install's policy (skip_native): a named platform the host runs natively is left out with
+    a note, not a refusal of the batch; i386 on x86_64 too (the same family, run natively)."""
+    got, skipped = inst.resolve_targets(
+        ["linux/arm,linux/arm64,linux/amd64"], "x86_64", skip_native=True
+    )
+    assert names(got) == ["arm", "aarch64"]
+    [s] = skipped
+    assert s.name == "x86_64" and s.native and not s.refused
+    assert "natively" in s.reason and "--force" in s.fix
+    got, skipped = inst.resolve_targets(["i386", "riscv64"], "x86_64", skip_native=True)
+    assert names(got) == ["riscv64"] and [x.name for x in skipped] == ["i386"]
+    assert skipped[0].native and not skipped[0].refused and "x86" in skipped[0].reason
+    got, skipped = inst.resolve_targets(["linux/386"], "x86_64", skip_native=True, force=True)
+    assert names(got) == ["i386"] and skipped == []
+    got, skipped = inst.resolve_targets(["linux/amd64,amd64,x86_64"], "x86_64", skip_native=True)
+    assert got == [] and [x.name for x in skipped] == ["x86_64"]  # said once
+
+
+@pytest.mark.parametrize(
+    ("args", "tokens"),
+    [
+        (["linux/arm,linux/arm64,linux/amd64"], ["linux/arm", "linux/arm64", "linux/amd64"]),
+        (["arm64, riscv64 ,", ",s390x"], ["arm64", "riscv64", "s390x"]),
+        (["aarch64", "qemu-*"], ["aarch64", "qemu-*"]),
+        ([",", " "], []),
+    ],
+)
+def test_split_target_list(args: list[str], tokens: list[str]) -> None:
+    assert inst.split_target_list(args) == tokens
+
+
+def test_globs_match_names_aliases_and_entry_names() -> None:
+    every = table.targets()
+    assert inst.match_pattern("qemu-*", every) == every
+    assert [t.name for t in inst.match_pattern("mips64*", every)] == ["mips64", "mips64el"]
+    assert [t.name for t in inst.match_pattern("LINUX/ARM*", every)] == ["arm", "aarch64"]
+    assert [t.name for t in inst.match_pattern("qemu-riscv??", every)] == ["riscv32", "riscv64"]
+    assert inst.match_pattern("nothing*", every) == []
+    assert inst.is_pattern("qemu-*") and inst.is_pattern("arm[6]4") and not inst.is_pattern("arm")
+
+
+def test_a_glob_is_all_narrowed() -> None:
+    """A glob behaves as `all` over what it matches: the host's family and targets without an
+    interpreter are skipped (not refused); a glob matching nothing is a usage error."""
+    got, skipped = inst.resolve_targets(
+        ["qemu-*"], "x86_64", available=lambda t: t.name in {"aarch64", "x86_64", "s390x"}
+    )
+    assert names(got) == ["s390x", "aarch64"]
+    assert not any(s.refused for s in skipped)
+    assert any(s.native and "x86_64" in s.name for s in skipped)
+    got, _ = inst.resolve_targets(["mips64*,riscv64"], "x86_64")
+    assert names(got) == ["mips64", "mips64el", "riscv64"]
+    with pytest.raises(UsageError) as e:
+        inst.resolve_targets(["arm65*"], "x86_64")
+    assert e.value.exit_code == 2 and "matches no QEMU target" in str(e.value)
+
+
+def test_test_selection_takes_lists_and_globs_over_the_live_targets() -> None:
+    live = ["aarch64", "arm", "riscv64"]
+    assert inst.select_test_targets([], live) == live
+    assert inst.select_test_targets(["linux/arm64,linux/arm/v7"], live) == ["aarch64", "arm"]
+    assert inst.select_test_targets(["qemu-*"], live) == live  # what is installed
+    assert inst.select_test_targets(["qemu-a*", "s390x"], live) == ["aarch64", "arm", "s390x"]
+    with pytest.raises(UsageError):
+        inst.select_test_targets(["arm65"], live)
+
+
+def test_uninstall_takes_comma_lists_and_globs() -> None:
+    a64 = table.get_target("aarch64").entry("/usr/bin/qemu-aarch64-static", "F")
+    arm = table.get_target("arm").entry("/usr/bin/qemu-arm-static", "F")
+    wsl = parse_register(b":WSLInterop:M::MZ::/init:PF")
+    live = [a64, arm, wsl]
+    names_, _ = inst.uninstall_selection(["qemu-aarch64,arm"], live, set())
+    assert names_ == ["qemu-aarch64", "qemu-arm"]
+    names_, notes = inst.uninstall_selection(["*"], live, {"qemu-arm"})
+    assert names_ == ["qemu-aarch64", "qemu-arm"]  # a glob never takes WSLInterop
+    assert any("WSLInterop" in n.text and "name it exactly" in n.text for n in notes)
+    names_, notes = inst.uninstall_selection(["qemu-mips*"], live, set())
+    assert names_ == [] and "nothing to remove" in notes[0].text
+
+
 def test_ignore_family_skips_only_the_host_cpu() -> None:
     got, skipped = inst.resolve_targets(["riscv32"], "riscv64", ignore_family=True)
     assert names(got) == ["riscv32"] and skipped == []
@@ -431,14 +513,43 @@ def test_uninstall_all_leaves_qemu_entries_it_did_not_register(box: Sandbox) -> 
 @pytest.mark.sandbox
 @pytest.mark.qemu
 @needs_qemu
-def test_host_family_refused(box: Sandbox) -> None:
+def test_native_platforms_skipped_not_refused(box: Sandbox) -> None:
+    """The host's own platforms (x86_64, and i386 on x86_64) are skipped with a note: nothing
+    is registered for them, and the rest of the batch is installed."""
     p = run_cli(box, "install", "x86_64")
-    assert p.returncode == 1
-    assert "hijack native binaries" in p.stdout + p.stderr
-    assert "Traceback" not in p.stderr
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "skipped  x86_64" in p.stdout and "natively" in p.stdout
+    assert "nothing to do" in p.stdout and "Traceback" not in p.stderr
     assert snapshot(box) == []
-    p = run_cli(box, "install", "aarch64", "i386")
-    assert p.returncode == 1 and snapshot(box) == []
+    p = run_cli(box, "install", "aarch64", "i386", "--json", "--no-test")
+    assert p.returncode == 0, p.stdout + p.stderr
+    data = json.loads(p.stdout)
+    assert [s["name"] for s in data["skipped"]] == ["i386"] and data["skipped"][0]["native"]
+    assert [n for n, _ in snapshot(box)] == ["qemu-aarch64"]
+
+
+@pytest.mark.sandbox
+@pytest.mark.qemu
+@needs_qemu
+def test_buildx_platform_list_installs_tests_and_uninstalls(box: Sandbox) -> None:
+    """The list users paste from `docker buildx build --platform`: comma lists everywhere."""
+    p = run_cli(box, "install", "linux/arm,linux/arm64,linux/amd64")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert_markers(p.stdout, ["arm", "aarch64"])
+    assert "skipped  x86_64" in p.stdout and "natively" in p.stdout
+    assert sorted(n for n, _ in snapshot(box)) == ["qemu-aarch64", "qemu-arm"]
+    p = run_cli(box, "test", "linux/arm64,linux/arm/v7")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert_markers(p.stdout, ["aarch64", "arm"])
+    p = run_cli(box, "test", "qemu-*", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert sorted(r["target"] for r in json.loads(p.stdout)["targets"]) == ["aarch64", "arm"]
+    p = run_cli(box, "install", "mips64*", "--no-test")  # a glob, as tonistiigi/binfmt takes
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert {"qemu-mips64", "qemu-mips64el"} <= {n for n, _ in snapshot(box)}
+    p = run_cli(box, "uninstall", "qemu-mips*,linux/arm/v7")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [n for n, _ in snapshot(box)] == ["qemu-aarch64"]
 
 
 @pytest.mark.sandbox

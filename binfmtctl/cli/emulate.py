@@ -227,7 +227,7 @@ def install(
         return found[t.name]
 
     chosen, skipped = inst.resolve_targets(
-        list(targets), uname_m, force=force, available=lambda t: find(t).found
+        list(targets), uname_m, force=force, available=lambda t: find(t).found, skip_native=True
     )
     refused = [s for s in skipped if s.refused]
     plans = inst.plan_targets(
@@ -238,6 +238,24 @@ def install(
         credentials=credentials,
         exec_check=open_exec_errno,
     )
+    if not chosen and not refused and skipped and all(s.native for s in skipped):
+        # every platform named runs natively here (install linux/amd64 on x86_64): no-op
+        if as_json:
+            emit_json(
+                {
+                    "dry_run": dry_run,
+                    "kernel": profile.label,
+                    "ok": True,
+                    "changes": 0,
+                    "targets": [],
+                    "skipped": [s.to_json() for s in skipped],
+                    "test": None,
+                }
+            )
+            return
+        _print_install([], skipped, dry_run, profile, uname_m)
+        click.echo("nothing to do: the host runs every named platform natively")
+        return
     if refused or not chosen:
         if as_json:
             emit_json(
@@ -267,7 +285,7 @@ def install(
     _safety(entries, force)
     bm = obj.bm(profile=profile)
     if not dry_run and entries:
-        bm.ensure_mounted()
+        bm.mount_for_write()
     done: list[Any] = []
     with bm.locked() if not dry_run else contextlib.nullcontext():  # plan and apply as one
         mounted = bm.mount_state().state == "mounted"
@@ -365,7 +383,7 @@ def uninstall(
         )
     bm = obj.bm()
     if not dry_run:
-        bm.ensure_mounted()
+        bm.mount_for_write()
     with bm.locked() if not dry_run else contextlib.nullcontext():
         live = bm.entries() if bm.mount_state().state == "mounted" else []
         names, notes = inst.uninstall_selection(list(targets), live, bm.owned())
@@ -414,9 +432,12 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
     from binfmtctl import install as inst
     from binfmtctl import table
 
+    for tok in inst.split_target_list(targets):  # a mistyped target is a usage error, first
+        if not inst.is_pattern(tok):
+            table.get_target(tok)
     bm = _open_for_read(obj)
     entries = bm.entries()
-    names = [table.get_target(t).name for t in targets] or inst.live_qemu_targets(entries)
+    names = inst.select_test_targets(targets, inst.live_qemu_targets(entries))
     if not names:
         if as_json:
             emit_json({"targets": []})
