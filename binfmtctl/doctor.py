@@ -23,6 +23,7 @@ code                                      meaning
 ``read-only``                             warning: the mount (or /proc/sys) is read-only: entries can be read and used but not changed here
 ``status-disabled``                       error: the global status is disabled: no entry is used
 ``status-unreadable``                     warning: the global status file cannot be read
+``register-write-only``                   info: register is write-only; `cat register` gives 'Invalid argument' on every healthy host
 ``context``                               info: who runs doctor (root, CAP_SYS_ADMIN, container, user namespace, WSL, VM) and who sees the registrations
 ``entry-disabled``                        warning: an entry is registered but disabled
 ``interpreter-missing``                   error: no F and the interpreter does not exist: every matching exec fails
@@ -120,6 +121,7 @@ CODES: Mapping[str, str] = {
     "read-only": "the mount or /proc/sys is read-only",
     "status-disabled": "the global status is disabled",
     "status-unreadable": "the global status file cannot be read",
+    "register-write-only": "register is write-only: `cat register` gives Invalid argument",
     "context": "who runs doctor and who sees the registrations",
     "entry-disabled": "an entry is disabled",
     "interpreter-missing": "no F and the interpreter does not exist",

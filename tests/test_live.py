@@ -276,3 +276,29 @@ def test_mount_hidden_under_a_parent_mount_is_not_mounted(sandbox: Sandbox, tmp_
     p = sandbox.run(["unshare", "--mount", "--", "sh", "-c", script], env={"PYTHONPATH": str(ROOT)})
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().strip() == "not-mounted"
+
+
+def test_register_file_is_explained_not_an_unknown_entry(sandbox: Sandbox) -> None:
+    """`cat register` gives 'Invalid argument' (it is write-only): show, status and doctor
+    say so when asked about it, instead of "no entry named 'register'"."""
+    p = sandbox.run(["cat", f"{MNT}/register"])
+    assert p.returncode != 0 and b"Invalid argument" in p.stderr  # the kernel's fact
+    run_cli(sandbox, "register", ":t:M::BMX1::/bin/true:")
+    p = run_cli(sandbox, "show", "register")
+    assert p.returncode == 0, p.stderr
+    assert "write-only" in p.stdout and "Invalid argument" in p.stdout
+    assert "no entry" not in p.stdout + p.stderr and "binfmtctl status" in p.stdout
+    data = json.loads(run_cli(sandbox, "show", "register", "--json").stdout)
+    assert data["control_file"] is True and "EINVAL" in data["message"]
+    p = run_cli(sandbox, "status", "register", "t", "--json")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert [e["name"] for e in data["entries"]] == ["t"]
+    assert [c["name"] for c in data["control_files"]] == ["register"]
+    p = run_cli(sandbox, "status", "register")
+    assert p.returncode == 0 and "write-only" in p.stdout and "no entries" not in p.stdout
+    p = run_cli(sandbox, "show", "status")
+    assert p.returncode == 0 and "global switch" in p.stdout
+    findings = json.loads(run_cli(sandbox, "doctor", "--json").stdout)["findings"]
+    [f] = [f for f in findings if f["code"] == "register-write-only"]
+    assert f["severity"] == "info" and "Invalid argument" in f["message"]
