@@ -76,14 +76,12 @@ def test_static_host_binary() -> None:
     assert info.arch == host_target().name
 
 
-def test_probe_images_when_available() -> None:
-    probe = pytest.importorskip("binfmtctl.probe")
-    build = getattr(probe, "build_probe", None)
-    targets = getattr(probe, "PROBE_TARGETS", ())
-    if build is None or not targets:
-        pytest.skip("binfmtctl.probe has no build_probe yet")
-    for name in targets:
-        info = parse(build(name))
+def test_probe_images_are_static_elf_of_their_target() -> None:
+    from binfmtctl import probe
+
+    assert set(probe.PROBE_TARGETS) == {t.name for t in table.targets()}
+    for name in probe.PROBE_TARGETS:
+        info = parse(probe.build_probe(name))
         assert info.arch == name, name
         assert info.linkage == "static"
 

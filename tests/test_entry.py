@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from binfmtctl.entry import (
     Entry,
     EntryParseError,
+    UnrepresentableError,
     choose_delimiter,
     escape_bytes,
     iter_binfmt_d_lines,
@@ -375,13 +376,18 @@ def test_update_binfmts_round_trip(entry: Entry) -> None:
 
 
 @pytest.mark.parametrize("flags", ["O", "POF"])
-def test_update_binfmts_does_not_lose_o(flags: str) -> None:
+def test_update_binfmts_refuses_o_without_c(flags: str) -> None:
+    """The format has no key for O alone: rendering it would silently drop O, so it refuses."""
+    with pytest.raises(UnrepresentableError) as e:
+        render_update_binfmts(m_entry(flags=flags))
+    assert "O flag" in str(e.value) and "--format binfmt.d" in str(e.value.fix)
+
+
+@pytest.mark.parametrize(("flags", "back"), [("OC", "OC"), ("POCF", "POCF"), ("C", "OC")])
+def test_update_binfmts_keeps_o_with_c(flags: str, back: str) -> None:
+    """credentials yes is C, which implies O in the kernel: O survives the round trip."""
     entry = m_entry(flags=flags)
-    try:
-        text = render_update_binfmts(entry)
-    except ValueError:
-        return  # refusing is an acceptable answer
-    assert parse_update_binfmts(entry.name, text).flags == entry.flags
+    assert parse_update_binfmts(entry.name, render_update_binfmts(entry)).flags == back
 
 
 def test_parse_update_binfmts_keys() -> None:

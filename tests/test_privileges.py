@@ -15,8 +15,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import MNT, ROOT, User, run_cli
+from tests.conftest import MNT, NOBODY, ROOT, User, run_cli
 
 ENTRY = ":t:M::BMX1::/bin/true:"
 
@@ -71,10 +73,64 @@ def test_private_table_is_said_plainly(sandbox: Sandbox) -> None:
     assert "user namespace" in p.stderr and "host" in p.stderr
 
 
+def subordinate_range(path: str, uid: int) -> int | None:
+    """The first id of a subordinate range of at least 65535 ids ``uid`` owns in ``path``
+    (/etc/subuid, /etc/subgid: ``name-or-id:start:count``), or None."""
+    import pwd
+
+    try:
+        names = {str(uid), pwd.getpwuid(uid).pw_name}
+    except KeyError:
+        names = {str(uid)}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.strip().split(":")
+        if (
+            len(parts) == 3
+            and parts[0] in names
+            and parts[1].isdigit()
+            and parts[2].isdigit()
+            and int(parts[2]) >= 65535
+        ):
+            return int(parts[1])
+    return None
+
+
+def write_id_maps(pid: int) -> None:
+    """Map uids/gids 0-65535 into ``pid``'s new user namespace: identically when the suite
+    is root; else 0 -> us and 1-65535 -> our subordinate range (newuidmap, /etc/subuid), as
+    rootless Podman does. Either way uid 65534 exists inside as an ordinary user."""
+    if os.geteuid() == 0:
+        for kind in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{kind}", "w") as f:
+                f.write("0 0 65536\n")
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    sub_u = subordinate_range("/etc/subuid", uid)
+    sub_g = subordinate_range("/etc/subgid", uid)
+    if sub_u is None or sub_g is None:
+        pytest.skip(
+            f"uid {uid} has no subordinate id range of 65535 in /etc/subuid and /etc/subgid: a "
+            "second, non-root uid in a user namespace needs one "
+            f"(fix: usermod --add-subuids 100000-165534 --add-subgids 100000-165534 {uid})"
+        )
+    for tool, mine, sub in (("newuidmap", uid, sub_u), ("newgidmap", gid, sub_g)):
+        p = subprocess.run(
+            [tool, str(pid), "0", str(mine), "1", "1", str(sub), "65535"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert p.returncode == 0, f"{tool} (package uidmap): {p.stderr}"
+
+
 def in_mapped_namespace(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run ``script`` as root of a new user+mount namespace that maps uids/gids 0-65535
-    identically (written by this root process, no newuidmap needed), with its own
-    binfmt_misc mounted, so uid 65534 exists inside as an ordinary non-root user."""
+    (:func:`write_id_maps`), with its own binfmt_misc mounted, so uid 65534 exists inside as
+    an ordinary non-root user, whether the suite runs as root or not."""
     inner: Sequence[str] = [
         "sh",
         "-c",
@@ -93,24 +149,27 @@ def in_mapped_namespace(script: str, env: dict[str, str]) -> subprocess.Complete
     while os.readlink(f"/proc/{p.pid}/ns/user") == ours:  # until unshare(2) has happened
         assert time.monotonic() < deadline, "unshare did not enter a new user namespace"
         time.sleep(0.01)
-    for kind in ("uid_map", "gid_map"):
-        with open(f"/proc/{p.pid}/{kind}", "w") as f:
-            f.write("0 0 65536\n")
+    try:
+        write_id_maps(p.pid)
+    except BaseException:
+        p.kill()
+        p.communicate(timeout=30)
+        raise
     out, err = p.communicate("go\n", timeout=120)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 def test_non_root_reads_but_cannot_write(user: User) -> None:
-    if os.geteuid() != 0:
-        return  # the suite already runs unprivileged: test_not_root_* covers it
+    """uid 65534 of a namespace whose root registered an entry: reads it, cannot write."""
     py = f"{user.python} -m binfmtctl"
-    drop = " ".join(user.drop)
+    drop = f"setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --"
     script = (
         f"printf '%s\\n' '{ENTRY}' > {MNT}/register && "
         f"{drop} sh -c '{py} status --json > status.json'; echo status=$?; "
         f"{drop} {py} register ':u:M::BMX2::/bin/true:'; echo register=$?"
     )
     work = user.workdir()
+    work.chmod(0o777)  # writable by uid 65534 of the namespace whatever it maps to outside
     env = {**user.env, "BINFMTCTL_STATE_DIR": str(work / "state")}
     cwd = os.getcwd()
     os.chdir(work)
