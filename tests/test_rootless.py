@@ -208,6 +208,19 @@ def test_named_targets_get_install_s_entries() -> None:
     assert plain.entries[0].flags == "F"  # P only where the interpreter expects it
 
 
+def test_run_takes_a_buildx_comma_list() -> None:
+    """run -t linux/arm64,riscv64: the list's targets are named ones (a missing interpreter for
+    one refuses the run, as for -t given twice)."""
+    infos = {"aarch64": interp("aarch64"), "riscv64": interp("riscv64")}
+    rp = plan(["linux/arm64,riscv64"], infos)
+    assert rp.ok and rp.targets == ["aarch64", "riscv64"]
+    assert rootless.named_targets(["linux/arm64, riscv64", "qemu-s*"]) == {"aarch64", "riscv64"}
+    rp = plan(
+        ["linux/arm64,riscv64"], {"aarch64": interp("aarch64"), "riscv64": missing("riscv64")}
+    )
+    assert not rp.ok and [r.target for r in rp.refusals] == ["riscv64"]
+
+
 def test_named_target_without_interpreter_refuses_the_run() -> None:
     rp = plan(["aarch64", "riscv64"], {"aarch64": interp("aarch64"), "riscv64": missing("riscv64")})
     assert not rp.ok
