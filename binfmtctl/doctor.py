@@ -77,6 +77,7 @@ from binfmtctl.binfmt_misc import (
     cap_eff,
     filesystems_has_binfmt,
     gather_path_facts,
+    is_standard_mount,
     mount_state,
     on_read_only_fs,
     open_exec_errno,
@@ -492,6 +493,8 @@ def check_kernel(facts: HostFacts) -> list[Finding]:
 def _mount_fix(facts: HostFacts) -> str:
     ctx = facts.context
     path = facts.mount.path
+    if not is_standard_mount(path):  # --mount DIR: doctor --fix mounts only an empty DIR
+        return f"mount -t binfmt_misc binfmt_misc {path}  (as root); binfmtctl --mount {path} doctor --fix mounts it there only if the directory is empty"
     if not ctx.proc_sys_writable:
         return "/proc/sys is read-only here (a container?): mount and register on the host, or run the container with --privileged"
     if ctx.euid != 0 or not ctx.has_sys_admin:

@@ -226,6 +226,14 @@ def test_not_mounted_fix_depends_on_context() -> None:
     )
 
 
+def test_not_mounted_fix_under_mount_dir_names_it_and_promises_no_mount_over_files() -> None:
+    root = doc.ContextFacts(euid=0, cap_eff=1 << 21)
+    f = facts(mount=MountState("not-mounted", "/srv/bm"), context=root)
+    fix = one(doc.check_mount(f), "not-mounted").fix
+    assert "mount -t binfmt_misc binfmt_misc /srv/bm" in fix
+    assert "--mount /srv/bm doctor --fix" in fix and "only if the directory is empty" in fix
+
+
 def test_read_only_mount() -> None:
     x = one(doc.check_mount(facts(mount=MountState("mounted", MNT, read_only=True))), "read-only")
     assert (x.severity, x.entry) == ("warning", None)
