@@ -1617,7 +1617,7 @@ def gather(
         entries=tuple(entries),
         owned=owned,
         interpreters=interps,
-        native=hijack_gather(uname_m),
+        native=hijack_gather(),
         context=gather_context(root, proc, path),
         persist=gather_persist(root),
         rootless=gather_rootless() if rootless else None,

@@ -3,18 +3,24 @@
 binfmt_misc is consulted before the kernel's own ELF and script loaders, so an entry that
 matches a native program sends every exec of it to the entry's interpreter (``/bin/true``:
 the compiler, node, every shell script "succeed" and do nothing). An entry is judged against
-a sample of what this host runs natively, with the kernel-exact matching of :mod:`match`:
+a sample of what this host runs natively, with the kernel-exact magic/mask/offset match of
+:meth:`Entry.matches_header` and the last-dot extension rule of ``E`` entries:
 
-* synthetic ELF headers of every class the host kernel runs (its own target and the compat
-  personalities of :data:`match.COMPAT_NATIVE`: i386 on x86_64, and x32 where the kernel is
-  built with it), for every ``e_type`` it executes (ET_EXEC and ET_DYN), each as a dynamic
-  program (PT_PHDR + PT_INTERP), a static one and a static-pie, with EI_OSABI SYSV and GNU;
-* ``#!`` scripts (``#!/bin/sh``, ``#! /usr/bin/env python3``, ...);
+* synthetic ELF headers of every class the host kernel runs: its own (class, byte order,
+  machine and e_flags read from the running Python, a native program) and the compat
+  personalities of :data:`COMPAT` (i386 and i486 on x86_64; x32 where the kernel is built
+  with CONFIG_X86_X32_ABI), for every ``e_type`` it executes (ET_EXEC and ET_DYN), each
+  as a dynamic program (PT_PHDR + PT_INTERP) and a static one / static-pie, with EI_OSABI
+  SYSV and GNU;
+* ``#!`` scripts (``#!/bin/sh``, ``#! /bin/sh``, ``#!/usr/bin/env python3``, ...);
 * the first bytes of a bounded, evenly spread sample of the real files on ``PATH``;
-* for ``E`` entries: the extensions (text after the last ``.``) of the executables on
-  ``PATH`` (``python3.12`` -> ``12``) and the common script extensions.
+* for ``E`` entries: the extensions (text after the last ``.``) of the names on ``PATH``
+  (``python3.12`` -> ``12``) and the common script extensions.
 
-:func:`synthetic` and :func:`hijack_problem` are pure; :func:`gather` reads ``PATH``.
+Deliberately free of the QEMU table (``apply`` runs at boot and stays light); the test
+suite checks :data:`COMPAT` against ``match.COMPAT_NATIVE``.
+:func:`synthetic`, :func:`samples` and :func:`hijack_problem` are pure; :func:`gather`
+reads ``/proc/self/exe`` and ``PATH``.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import stat
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from binfmtctl import probe, table
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
-from binfmtctl.match import BUF_SIZE, COMPAT_NATIVE, entry_matches
 
+#: what the kernel reads of a file to match it (BINPRM_BUF_SIZE)
+BUF_SIZE = 256
 #: extensions of scripts that run natively through their ``#!`` line
 SCRIPT_EXTENSIONS = ("sh", "bash", "zsh", "ksh", "csh", "py", "pl", "rb", "lua", "tcl", "awk")
 #: ``#!`` lines as scripts start
@@ -48,6 +55,31 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _ET_EXEC, _ET_DYN = 2, 3
 _PT_LOAD, _PT_INTERP, _PT_PHDR = 1, 3, 6
+EM_386, EM_486, EM_SPARC, EM_MIPS, EM_SPARC32PLUS = 3, 6, 2, 8, 18
+EM_PPC, EM_PPC64, EM_SPARCV9, EM_X86_64 = 20, 21, 43, 62
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One kind of ELF the host kernel runs: ``name`` for messages."""
+
+    name: str
+    class_: int  # 32 or 64
+    endian: str  # "little" or "big"
+    machine: int
+    e_flags: int = 0
+
+
+#: (class, e_machine) of a 64-bit host -> the 32-bit personalities its kernel also runs
+#: (the kernel's compat ELF loaders; mirrors match.COMPAT_NATIVE). Not listed: aarch64 ->
+#: arm (AArch32 at EL0 is optional), riscv64 -> riscv32. x32 is added where built in.
+COMPAT: dict[tuple[int, int], tuple[tuple[str, int, int], ...]] = {
+    (64, EM_X86_64): (("i386", EM_386, 0), ("i486", EM_486, 0)),
+    (32, EM_386): (("i486", EM_486, 0),),
+    (64, EM_PPC64): (("ppc", EM_PPC, 0),),
+    (64, EM_SPARCV9): (("sparc", EM_SPARC, 0), ("sparc32plus", EM_SPARC32PLUS, 0x100)),
+    (64, EM_MIPS): (("mips o32", EM_MIPS, 0x70001001), ("mips n32", EM_MIPS, 0x80000021)),
+}
 
 
 @dataclass(frozen=True)
@@ -60,28 +92,47 @@ class NativeSamples:
 
 
 # -- synthesis (pure) ---------------------------------------------------------------------------------
-def _elf_header(
-    t: table.Target, e_type: int, layout: str, osabi: int, e_flags: int, machine: int
-) -> bytes:
+def host_identity(header: bytes) -> Identity | None:
+    """The ELF identity of a native program's header (the running Python's)."""
+    if len(header) < 52 or not header.startswith(b"\x7fELF") or header[4] not in (1, 2):
+        return None
+    class_ = 32 if header[4] == 1 else 64
+    order: Literal["little", "big"] = "big" if header[5] == 2 else "little"
+    endian = order
+    machine = int.from_bytes(header[18:20], order)
+    at = 36 if class_ == 32 else 48
+    e_flags = int.from_bytes(header[at : at + 4], order)
+    return Identity(f"EM {machine}", class_, endian, machine, e_flags)
+
+
+def identities(host: Identity, x32: bool = False) -> list[Identity]:
+    """The host's own identity and its compat personalities."""
+    out = [host]
+    for name, machine, e_flags in COMPAT.get((host.class_, host.machine), ()):
+        out.append(Identity(name, 32, host.endian, machine, e_flags))
+    if x32 and (host.class_, host.machine) == (64, EM_X86_64):
+        out.append(Identity("x32", 32, host.endian, EM_X86_64, 0))
+    return out
+
+
+def _elf_header(t: Identity, e_type: int, layout: str, osabi: int) -> bytes:
     """A realistic first 256 bytes: ELF header and the first two program headers."""
     is64, big = t.class_ == 64, t.endian == "big"
     end = ">" if big else "<"
     ehsize, phentsize, shentsize = (64, 56, 64) if is64 else (52, 32, 40)
-    base = 0x400000 if e_type == _ET_EXEC else 0
-    if t.name in ("i386", "i486") and e_type == _ET_EXEC:
-        base = 0x8048000
+    base = (0x400000 if is64 else 0x8048000) if e_type == _ET_EXEC else 0
     ident = b"\x7fELF" + bytes([2 if is64 else 1, 2 if big else 1, 1, osabi]) + bytes(8)
     phnum = 13 if layout == "dynamic" else 10
     addr = "Q" if is64 else "I"
     ehdr = ident + struct.pack(
         f"{end}HHI3{addr}I6H",
         e_type,
-        machine,
+        t.machine,
         1,
         base + 0x1040,
         ehsize,
         0x3A50,
-        e_flags,
+        t.e_flags,
         ehsize,
         phentsize,
         phnum,
@@ -89,7 +140,6 @@ def _elf_header(
         30,
         29,
     )
-    phdrs = b""
     if layout == "dynamic":
         table_size = phnum * phentsize
         first = (_PT_PHDR, 4, ehsize, base + ehsize, table_size, 8)
@@ -98,6 +148,7 @@ def _elf_header(
     else:
         first = (_PT_LOAD, 4, 0, base, 0x5E8, 0x1000)
         second = (_PT_LOAD, 5, 0x1000, base + 0x1000, 0x9D, 0x1000)
+    phdrs = b""
     for p_type, p_flags, off, vaddr, size, align in (first, second):
         if is64:
             phdrs += struct.pack(
@@ -108,45 +159,23 @@ def _elf_header(
     return (ehdr + phdrs).ljust(BUF_SIZE, b"\0")
 
 
-def native_targets(host_machine: str, x32: bool = False) -> list[table.Target]:
-    """The table's targets whose binaries this host's kernel runs by itself."""
-    try:
-        host = table.host_target(host_machine)
-    except table.UnknownTargetError:
-        return []
-    by_name = {t.name: t for t in table.targets()}
-    names = (host.name, *COMPAT_NATIVE.get(host.name, ()))
-    out = [by_name[n] for n in names if n in by_name]
-    if x32 and host.name == "x86_64":
-        out.append(_x32(host))
-    return out
+_KINDS = (
+    (_ET_EXEC, "dynamic", "ET_EXEC (non-PIE), dynamic"),
+    (_ET_EXEC, "static", "ET_EXEC (non-PIE), static"),
+    (_ET_DYN, "dynamic", "ET_DYN (PIE), dynamic"),
+    (_ET_DYN, "static", "ET_DYN (static-pie)"),
+)
 
 
-def _x32(host: table.Target) -> table.Target:
-    """ELFCLASS32 with EM_X86_64: run natively by a kernel built with CONFIG_X86_X32_ABI."""
-    from dataclasses import replace
-
-    return replace(host, name="x32", class_=32)
-
-
-def synthetic(host_machine: str, x32: bool = False) -> tuple[tuple[str, bytes], ...]:
+def synthetic(host: Identity | None, x32: bool = False) -> tuple[tuple[str, bytes], ...]:
     """Headers of everything the host runs natively (see the module doc). Pure."""
     out: list[tuple[str, bytes]] = []
-    for t in native_targets(host_machine, x32):
-        try:
-            e_flags = probe.toolchain_e_flags(t.name)
-        except probe.UnknownTargetError:
-            e_flags = 0
-        for e_type, kind in ((_ET_EXEC, "ET_EXEC (non-PIE)"), (_ET_DYN, "ET_DYN (PIE)")):
-            for layout in ("dynamic", "static"):
-                for osabi in (0, 3):
-                    what = f"{t.name} ELF {kind}, {layout}" + (", OSABI GNU" if osabi else "")
-                    if e_type == _ET_DYN and layout == "static":
-                        what = f"{t.name} ELF ET_DYN (static-pie)" + (
-                            ", OSABI GNU" if osabi else ""
-                        )
-                    header = _elf_header(t, e_type, layout, osabi, e_flags, t.machine)
-                    out.append((what, header))
+    for t in identities(host, x32) if host is not None else []:
+        name = "host" if t is host else t.name
+        for e_type, layout, kind in _KINDS:
+            for osabi in (0, 3):
+                what = f"{name} ELF {kind}" + (", OSABI GNU" if osabi else "")
+                out.append((what, _elf_header(t, e_type, layout, osabi)))
     out += [(f"#! script ({line.decode().strip()})", line) for line in SHEBANGS]
     return tuple(out)
 
@@ -162,7 +191,7 @@ def extensions_of(names: Iterable[str]) -> dict[str, str]:
 
 
 def samples(
-    host_machine: str,
+    host: Identity | None,
     path_headers: Sequence[tuple[str, bytes]] = (),
     path_names: Sequence[str] = (),
     *,
@@ -171,9 +200,21 @@ def samples(
     """All of it, from the facts gathered at the edge. Pure."""
     exts = {e: f"script.{e}" for e in SCRIPT_EXTENSIONS}
     exts.update(extensions_of(path_names))
-    return NativeSamples(
-        synthetic(host_machine, x32) + tuple(path_headers), tuple(sorted(exts.items()))
-    )
+    return NativeSamples(synthetic(host, x32) + tuple(path_headers), tuple(sorted(exts.items())))
+
+
+def _matches(entry: Entry, header: bytes | None, path: str | None) -> bool:
+    """The kernel's test (ignoring enabled state): E by the text after the last '.' of the
+    exec'd path, M by magic under mask at offset in the zero-filled first 256 bytes."""
+    if entry.type == "E":
+        dot = -1 if path is None else path.rfind(".")
+        return (
+            path is not None
+            and dot >= 0
+            and bool(entry.extension)
+            and (path[dot + 1 :] == entry.extension)
+        )
+    return header is not None and entry.matches_header(header[:BUF_SIZE])
 
 
 # -- the judgement (pure) ---------------------------------------------------------------------------
@@ -183,9 +224,9 @@ def native_hits(entry: Entry, native: NativeSamples) -> list[str]:
         return [
             f"{example} (extension .{ext})"
             for ext, example in native.extensions
-            if entry_matches(entry, b"", example)
+            if _matches(entry, None, example)
         ]
-    return [what for what, header in native.headers if entry_matches(entry, header, None)]
+    return [what for what, header in native.headers if _matches(entry, header, None)]
 
 
 def hijack_problem(entry: Entry, native: NativeSamples) -> Problem | None:
@@ -275,11 +316,12 @@ def kernel_has_x32() -> bool:
     return False
 
 
-def gather(host_machine: str | None = None) -> NativeSamples:
-    """What this host runs natively. Edge: reads PATH (the default PATH too)."""
-    machine = host_machine or os.uname().machine
+def gather() -> NativeSamples:
+    """What this host runs natively. Edge: reads /proc/self/exe and PATH (and the default
+    PATH, since root's exec may use it)."""
+    host = host_identity(_read_head("/proc/self/exe") or b"")
     path_var = ":".join(
         dict.fromkeys((os.environ.get("PATH") or "").split(":") + DEFAULT_PATH.split(":"))
     )
     headers, names = scan_path(path_var)
-    return samples(machine, headers, names, x32=kernel_has_x32())
+    return samples(host, headers, names, x32=kernel_has_x32())

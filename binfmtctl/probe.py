@@ -574,11 +574,6 @@ def _spec(target: str) -> _Spec:
         ) from None
 
 
-def toolchain_e_flags(target: str) -> int:
-    """The ``e_flags`` the target's Linux toolchain writes into an ordinary executable."""
-    return _spec(target).flags
-
-
 def marker(target: str) -> bytes:
     """The exact bytes the probe for ``target`` writes to stdout."""
     _spec(target)

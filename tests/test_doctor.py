@@ -46,7 +46,7 @@ ARM_BARE_HEX = (
     ":qemu-arm:M:0:7f454c4601010100000000000000000002002800"
     ":ffffffffffffff00fffffffffffffffffeffffff:/usr/bin/qemu-arm:OC"
 )
-NATIVE = hijack.samples("x86_64")
+NATIVE = hijack.samples(hijack.host_identity(X86_64.sample_header(3).ljust(64, b"\0")))
 
 
 # -- planted facts ----------------------------------------------------------------------------------
@@ -474,7 +474,10 @@ def test_host_hijack_enabled_or_not() -> None:
 def test_host_family() -> None:
     """Same family, not run natively: arm on an aarch64 host (AArch32 is optional)."""
     arm = table.get_target("arm").entry("/usr/bin/qemu-arm-static", "F")
-    on_arm64 = {"uname_m": "aarch64", "native": hijack.samples("aarch64")}
+    on_arm64 = {
+        "uname_m": "aarch64",
+        "native": hijack.samples(hijack.host_identity(AARCH64.sample_header().ljust(64, b"\0"))),
+    }
     x = doc.check_host_family(arm, facts(arm, **on_arm64))
     assert x is not None and (x.code, x.severity, x.entry) == ("host-family", "warning", "qemu-arm")
     assert doc.check_host_family(aarch64(), facts(aarch64())) is None

@@ -241,7 +241,7 @@ def test_preflight_refuses_an_entry_that_matches_the_host() -> None:
     blocked, _ = persist.preflight(
         [host],
         exec_check=lambda p: None,
-        native=hijack.samples("x86_64"),
+        native=hijack.gather(),
         trust_of=lambda p: Verdict(p, p),
         late_mount=lambda p: None,
     )
@@ -249,7 +249,7 @@ def test_preflight_refuses_an_entry_that_matches_the_host() -> None:
     forced, _ = persist.preflight(
         [host],
         exec_check=lambda p: None,
-        native=hijack.samples("x86_64"),
+        native=hijack.gather(),
         trust_of=lambda p: Verdict(p, p),
         late_mount=lambda p: None,
         force=True,

@@ -12,7 +12,15 @@ import pytest
 from binfmtctl import hijack, table
 from binfmtctl.elf import read_elf
 from binfmtctl.entry import Entry, parse_register
-from binfmtctl.match import native
+from binfmtctl.match import COMPAT_NATIVE, native
+from tests.elfgen import target_header
+
+X86_64_HOST = hijack.host_identity(target_header(table.get_target("x86_64")).ljust(64, b"\0"))
+
+
+def host_of(name: str) -> hijack.Identity | None:
+    return hijack.host_identity(target_header(table.get_target(name)).ljust(64, b"\0"))
+
 
 X86_64_EXEC = (
     r":h1:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00::/bin/true:"
@@ -31,20 +39,20 @@ def entry(spec: str | Entry) -> Entry:
 
 @pytest.mark.parametrize("spec", HIJACKS.values(), ids=HIJACKS.keys())
 def test_the_issue_entries_are_hijacks_by_synthesis_alone(spec: str | Entry) -> None:
-    p = hijack.hijack_problem(entry(spec), hijack.samples("x86_64"))
+    p = hijack.hijack_problem(entry(spec), hijack.samples(X86_64_HOST))
     assert p is not None and p.is_error and "runs natively" in p.message
     assert "--force" in p.fix
 
 
 def test_non_pie_is_named_as_such() -> None:
-    hits = hijack.native_hits(entry(X86_64_EXEC), hijack.samples("x86_64"))
+    hits = hijack.native_hits(entry(X86_64_EXEC), hijack.samples(X86_64_HOST))
     assert hits and all("ET_EXEC (non-PIE)" in h for h in hits)
 
 
 def test_synthetic_elf_headers_are_native_and_read_as_the_kind_they_claim(tmp_path: Path) -> None:
-    elf = [(w, h) for w, h in hijack.synthetic("x86_64") if h.startswith(b"\x7fELF")]
+    elf = [(w, h) for w, h in hijack.synthetic(X86_64_HOST) if h.startswith(b"\x7fELF")]
     kinds = {w.split(" ELF ")[0] for w, _ in elf}
-    assert kinds == {"x86_64", "i386", "i486"}
+    assert kinds == {"host", "i386", "i486"}
     for what, header in elf:
         assert native(header, "x86_64"), what
         f = tmp_path / "h"
@@ -54,14 +62,14 @@ def test_synthetic_elf_headers_are_native_and_read_as_the_kind_they_claim(tmp_pa
 
 
 def test_x32_only_where_the_kernel_runs_it() -> None:
-    without = {w.split(" ELF ")[0] for w, _ in hijack.synthetic("x86_64")}
-    with_x32 = {w.split(" ELF ")[0] for w, _ in hijack.synthetic("x86_64", x32=True)}
+    without = {w.split(" ELF ")[0] for w, _ in hijack.synthetic(X86_64_HOST)}
+    with_x32 = {w.split(" ELF ")[0] for w, _ in hijack.synthetic(X86_64_HOST, x32=True)}
     assert "x32" not in without and "x32" in with_x32
 
 
 def test_no_foreign_target_or_known_handler_is_a_hijack_on_this_host() -> None:
     """The real samples (PATH included) do not flag what must be allowed."""
-    samples = hijack.gather("x86_64")
+    samples = hijack.gather()  # this x86_64 host: its own Python, its PATH
     host_family = table.host_target("x86_64").family
     for t in table.targets():
         e = t.entry(f"/usr/bin/qemu-{t.name}-static", "F")
@@ -74,8 +82,25 @@ def test_no_foreign_target_or_known_handler_is_a_hijack_on_this_host() -> None:
         assert hijack.hijack_problem(entry(line), samples) is None, line
 
 
+@pytest.mark.parametrize("host", ["x86_64", "aarch64", "ppc64", "sparc64", "mips64el", "s390x"])
+def test_synthesis_agrees_with_match_native_on_every_target(host: str) -> None:
+    """COMPAT mirrors match.COMPAT_NATIVE: a table target's entry is a hijack exactly when
+    match.native() says the host runs that target's binaries."""
+    samples = hijack.samples(host_of(host))
+    runnable = {host, *COMPAT_NATIVE.get(host, ())}
+    for t in table.targets():
+        flagged = hijack.hijack_problem(t.entry("/q", "F"), samples) is not None
+        assert flagged == (t.name in runnable), (host, t.name)
+        assert native(t.sample_header(), host) == (t.name in runnable), (host, t.name)
+
+
+def test_the_running_python_is_the_host() -> None:
+    host = hijack.host_identity(Path("/proc/self/exe").read_bytes()[:64])
+    assert host is not None and (host.class_, host.machine) == (64, 62)
+
+
 def test_aarch64_host_runs_aarch64_not_x86_64() -> None:
-    samples = hijack.samples("aarch64")
+    samples = hijack.samples(host_of("aarch64"))
     own = table.get_target("aarch64").entry("/q", "F")
     x86 = table.get_target("x86_64").entry("/q", "F")
     assert hijack.hijack_problem(own, samples) is not None
@@ -85,14 +110,14 @@ def test_aarch64_host_runs_aarch64_not_x86_64() -> None:
 def test_a_magic_pinned_to_a_real_file_is_caught_only_by_the_path_sample() -> None:
     head = Path("/bin/sh").read_bytes()[:64]  # e_entry, e_shoff... as this build has them
     pinned = Entry("pin", "M", "/bin/true", "", magic=head)
-    assert hijack.hijack_problem(pinned, hijack.samples("x86_64")) is None
-    with_path = hijack.samples("x86_64", [("/usr/bin/sh", Path("/bin/sh").read_bytes()[:256])])
+    assert hijack.hijack_problem(pinned, hijack.samples(X86_64_HOST)) is None
+    with_path = hijack.samples(X86_64_HOST, [("/usr/bin/sh", Path("/bin/sh").read_bytes()[:256])])
     p = hijack.hijack_problem(pinned, with_path)
     assert p is not None and "/usr/bin/sh" in p.message
 
 
 def test_extension_entries_match_extensions_of_programs_on_path() -> None:
-    samples = hijack.samples("x86_64", path_names=["python3.12", "tool.jar", "plain"])
+    samples = hijack.samples(X86_64_HOST, path_names=["python3.12", "tool.jar", "plain"])
     assert hijack.hijack_problem(entry(":j:E::jar::/bin/true:"), samples) is not None
     assert hijack.hijack_problem(entry(":v:E::12::/bin/true:"), samples) is not None
     assert hijack.hijack_problem(entry(":x:E::xyz::/bin/true:"), samples) is None
