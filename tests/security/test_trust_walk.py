@@ -161,9 +161,20 @@ def test_walk_agrees_with_the_kernel(
     except OSError as e:
         if e.errno == errno.ELOOP:
             assert not v.trusted and "symlinks" in v.reason, v
-        else:
-            assert e.errno in (errno.ENOENT, errno.ENOTDIR), e
-            assert v.trusted and v.missing, v  # all root-owned 0755: only missing
+            return
+        assert e.errno in (errno.ENOENT, errno.ENOTDIR), e
+        if v.trusted:
+            assert v.missing, v  # the tree is root-owned 0755: missing is all it can be
+        else:  # `..` led out of the tree, to a directory anyone can create in (/tmp)
+            assert "does not exist" in v.reason and v.component is not None, v
+            assert not os.path.lexists(v.component)
+            parent = os.stat(os.path.dirname(v.component))
+            assert parent.st_uid != 0 or parent.st_mode & 0o022, v
         return
-    assert v.trusted and not v.missing, v
+    if not v.trusted:  # `..` led out of the tree to something another user owns or can write
+        assert v.component is not None and not v.component.startswith(str(base)), v
+        st_ = os.lstat(v.component)
+        assert st_.st_uid != 0 or st_.st_mode & 0o022, v
+        return
+    assert not v.missing, v
     assert v.resolved == os.path.realpath(path)
