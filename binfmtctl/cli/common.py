@@ -245,7 +245,7 @@ file_option = click.option(
 accept_force_option = click.option(
     "--force",
     is_flag=True,
-    help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
+    help="Accept entries that match what the host runs natively, or C/O with an interpreter path a non-root user controls.",
 )
 
 
