@@ -197,10 +197,22 @@ def samples(
     *,
     x32: bool = False,
 ) -> NativeSamples:
-    """All of it, from the facts gathered at the edge. Pure."""
+    """All of it, from the facts gathered at the edge. Pure. Of the PATH files only those
+    the kernel runs by itself count: ``#!`` scripts and ELF of a native class (a foreign
+    ELF, a jar or an .exe on PATH needs binfmt_misc anyway)."""
     exts = {e: f"script.{e}" for e in SCRIPT_EXTENSIONS}
     exts.update(extensions_of(path_names))
-    return NativeSamples(synthetic(host, x32) + tuple(path_headers), tuple(sorted(exts.items())))
+    kinds = {(i.class_, i.endian, i.machine) for i in identities(host, x32)} if host else set()
+    real = tuple((p, h) for p, h in path_headers if runs_natively(h, kinds))
+    return NativeSamples(synthetic(host, x32) + real, tuple(sorted(exts.items())))
+
+
+def runs_natively(header: bytes, kinds: set[tuple[int, str, int]]) -> bool:
+    """A ``#!`` script, or an ELF whose (class, byte order, machine) is one of ``kinds``."""
+    if header.startswith(b"#!"):
+        return True
+    ident = host_identity(header)
+    return ident is not None and (ident.class_, ident.endian, ident.machine) in kinds
 
 
 def _matches(entry: Entry, header: bytes | None, path: str | None) -> bool:

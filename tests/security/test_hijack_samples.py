@@ -116,6 +116,20 @@ def test_a_magic_pinned_to_a_real_file_is_caught_only_by_the_path_sample() -> No
     assert p is not None and "/usr/bin/sh" in p.message
 
 
+def test_path_files_count_only_when_the_kernel_runs_them_itself() -> None:
+    aarch64_file = target_header(table.get_target("aarch64")).ljust(64, b"\0")
+    jar = b"PK\x03\x04" + bytes(60)
+    script = b"#!/bin/sh\n"
+    with_path = hijack.samples(
+        X86_64_HOST, [("/p/arm-tool", aarch64_file), ("/p/app", jar), ("/p/s", script)]
+    )
+    labels = {w for w, _ in with_path.headers}
+    assert "/p/s" in labels and not {"/p/arm-tool", "/p/app"} & labels
+    aarch64_qemu = table.get_target("aarch64").entry("/q", "F")
+    assert hijack.hijack_problem(aarch64_qemu, with_path) is None
+    assert hijack.hijack_problem(entry(":jar:M::PK\\x03\\x04::/usr/bin/jexec:"), with_path) is None
+
+
 def test_extension_entries_match_extensions_of_programs_on_path() -> None:
     samples = hijack.samples(X86_64_HOST, path_names=["python3.12", "tool.jar", "plain"])
     assert hijack.hijack_problem(entry(":j:E::jar::/bin/true:"), samples) is not None
