@@ -92,8 +92,9 @@ class NativeSamples:
 
 
 # -- synthesis (pure) ---------------------------------------------------------------------------------
-def host_identity(header: bytes) -> Identity | None:
-    """The ELF identity of a native program's header (the running Python's)."""
+def host_identity(header: bytes, name: str | None = None) -> Identity | None:
+    """The ELF identity of a native program's header (the running Python's); ``name`` for
+    messages (``uname -m``)."""
     if len(header) < 52 or not header.startswith(b"\x7fELF") or header[4] not in (1, 2):
         return None
     class_ = 32 if header[4] == 1 else 64
@@ -102,7 +103,7 @@ def host_identity(header: bytes) -> Identity | None:
     machine = int.from_bytes(header[18:20], order)
     at = 36 if class_ == 32 else 48
     e_flags = int.from_bytes(header[at : at + 4], order)
-    return Identity(f"EM {machine}", class_, endian, machine, e_flags)
+    return Identity(name or f"e_machine {machine}", class_, endian, machine, e_flags)
 
 
 def identities(host: Identity, x32: bool = False) -> list[Identity]:
@@ -171,10 +172,9 @@ def synthetic(host: Identity | None, x32: bool = False) -> tuple[tuple[str, byte
     """Headers of everything the host runs natively (see the module doc). Pure."""
     out: list[tuple[str, bytes]] = []
     for t in identities(host, x32) if host is not None else []:
-        name = "host" if t is host else t.name
         for e_type, layout, kind in _KINDS:
             for osabi in (0, 3):
-                what = f"{name} ELF {kind}" + (", OSABI GNU" if osabi else "")
+                what = f"{t.name} ELF {kind}" + (", OSABI GNU" if osabi else "")
                 out.append((what, _elf_header(t, e_type, layout, osabi)))
     out += [(f"#! script ({line.decode().strip()})", line) for line in SHEBANGS]
     return tuple(out)
@@ -246,11 +246,17 @@ def hijack_problem(entry: Entry, native: NativeSamples) -> Problem | None:
     hits = native_hits(entry, native)
     if not hits:
         return None
-    more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""
+    kinds = [h for h in hits if not h.startswith("/")]  # synthetic samples: kinds of program
+    real = [h for h in hits if h.startswith("/")]  # files sampled from PATH
+    what = "; ".join(kinds[:3]) + (f"; and {len(kinds) - 3} more kinds" if len(kinds) > 3 else "")
+    if real:
+        what += ("; " if what else "") + (
+            f"{len(real)} of the programs sampled from PATH, e.g. {', '.join(real[:2])}"
+        )
     return Problem(
         "extension" if entry.type == "E" else "magic",
-        f"{entry.name!r} matches what this host runs natively ({'; '.join(hits[:3])}{more}): "
-        f"every exec of them would go to {entry.interpreter}, which can make the host unusable",
+        f"{entry.name!r} matches what this host runs natively ({what}): every exec of them "
+        f"would go to {entry.interpreter}, which can make the host unusable",
         "use the magic/mask of a foreign architecture (binfmtctl gen TARGET) or an extension no "
         "native program has, or pass --force if this is really meant",
         errno=None,
@@ -331,7 +337,7 @@ def kernel_has_x32() -> bool:
 def gather() -> NativeSamples:
     """What this host runs natively. Edge: reads /proc/self/exe and PATH (and the default
     PATH, since root's exec may use it)."""
-    host = host_identity(_read_head("/proc/self/exe") or b"")
+    host = host_identity(_read_head("/proc/self/exe") or b"", os.uname().machine)
     path_var = ":".join(
         dict.fromkeys((os.environ.get("PATH") or "").split(":") + DEFAULT_PATH.split(":"))
     )

@@ -15,11 +15,13 @@ from binfmtctl.entry import Entry, parse_register
 from binfmtctl.match import COMPAT_NATIVE, native
 from tests.elfgen import target_header
 
-X86_64_HOST = hijack.host_identity(target_header(table.get_target("x86_64")).ljust(64, b"\0"))
+X86_64_HOST = hijack.host_identity(
+    target_header(table.get_target("x86_64")).ljust(64, b"\0"), "x86_64"
+)
 
 
 def host_of(name: str) -> hijack.Identity | None:
-    return hijack.host_identity(target_header(table.get_target(name)).ljust(64, b"\0"))
+    return hijack.host_identity(target_header(table.get_target(name)).ljust(64, b"\0"), name)
 
 
 X86_64_EXEC = (
@@ -52,7 +54,7 @@ def test_non_pie_is_named_as_such() -> None:
 def test_synthetic_elf_headers_are_native_and_read_as_the_kind_they_claim(tmp_path: Path) -> None:
     elf = [(w, h) for w, h in hijack.synthetic(X86_64_HOST) if h.startswith(b"\x7fELF")]
     kinds = {w.split(" ELF ")[0] for w, _ in elf}
-    assert kinds == {"host", "i386", "i486"}
+    assert kinds == {"x86_64", "i386", "i486"}
     for what, header in elf:
         assert native(header, "x86_64"), what
         f = tmp_path / "h"
