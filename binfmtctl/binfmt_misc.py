@@ -21,13 +21,13 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
 from binfmtctl.errors import BinfmtctlError
-from binfmtctl.plan import HOST_BINARIES, Action, PathFacts
+from binfmtctl.plan import Action
 from binfmtctl.rules import KernelProfile, validate
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
@@ -224,40 +224,6 @@ def entry_health(entry: Entry, interp_errno: str | None) -> str:
     if not entry.enabled:
         return "disabled"
     return "ok"
-
-
-# -- host facts for the safety checks (edge) ------------------------------------------------------
-def gather_path_facts(path: str) -> list[PathFacts]:
-    """The interpreter and every parent directory (resolving symlinks). Edge helper."""
-    out: list[PathFacts] = []
-    try:
-        real = os.path.realpath(path)
-    except (OSError, ValueError):
-        return out
-    p = real
-    while True:
-        try:
-            st = os.stat(p)
-        except (OSError, ValueError):
-            break
-        out.append(PathFacts(p, st.st_uid, st.st_mode))
-        parent = os.path.dirname(p)
-        if parent == p:
-            break
-        p = parent
-    return out
-
-
-def read_host_headers(paths: Iterable[str] = HOST_BINARIES, size: int = 256) -> dict[str, bytes]:
-    """First bytes of the host's own binaries. Edge helper."""
-    out = {}
-    for p in paths:
-        try:
-            with open(p, "rb") as f:
-                out[p] = f.read(size)
-        except OSError:
-            continue
-    return out
 
 
 # -- ownership records ---------------------------------------------------------------------------

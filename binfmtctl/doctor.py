@@ -34,9 +34,9 @@ code                                      meaning
 ``missing-f-flag``                        warning: an emulator entry without F: the interpreter path is looked up inside every container/chroot
 ``magic-bare-hex``                        error: magic (or mask) written as bare hex digits without \\x: registers, matches nothing
 ``mask-elf-coverage``                     warning: an ELF magic/mask that leaves class, byte order or machine open
-``credentials-writable-interpreter``      error: C/O flag with an interpreter or parent directory a non-root user can change
+``interpreter-untrusted``                 error with C/O, else warning: a non-root user controls the interpreter path (a component, a symlink, or a missing file they can create)
 ``preserve-argv0-mismatch``               error/warning: P flag and interpreter disagree (Debian -binfmt-P without P; P on < 5.12 with a QEMU that cannot know)
-``host-hijack``                           error: an entry (enabled or not) matches the host's own binaries
+``host-hijack``                           error: an entry (enabled or not) matches what the host runs natively (its ELF classes, i386 on x86_64, #! scripts, extensions of programs on PATH)
 ``host-family``                           warning: a QEMU entry for a CPU the host runs natively (i386 on x86_64)
 ``overlap``                               warning (info if same interpreter): two entries match the same files; the newest enabled one wins
 ``target-not-registered``                 error: a --target has no enabled entry that matches its binaries
@@ -76,19 +76,19 @@ from binfmtctl.binfmt_misc import (
     MountState,
     cap_eff,
     filesystems_has_binfmt,
-    gather_path_facts,
     is_standard_mount,
     mount_state,
     on_read_only_fs,
     open_exec_errno,
-    read_host_headers,
 )
 from binfmtctl.entry import Entry, iter_binfmt_d_lines, parse_register, render_register
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.hijack import NativeSamples, hijack_problem
+from binfmtctl.hijack import gather as hijack_gather
 from binfmtctl.install import ProbeResult
 from binfmtctl.interpreters import FileFacts, expects_preserve_argv0, host_arches
-from binfmtctl.plan import PathFacts, credentials_problem, host_match_problem
 from binfmtctl.rules import KernelProfile, validate
+from binfmtctl.trust import Verdict, interpreter_problem
 from binfmtctl.usage import Snapshot
 
 SEVERITIES = ("error", "warning", "info")
@@ -133,9 +133,9 @@ CODES: Mapping[str, str] = {
     "missing-f-flag": "an emulator entry without F",
     "magic-bare-hex": "magic written as hex digits without \\x",
     "mask-elf-coverage": "an ELF mask leaving class, byte order or machine open",
-    "credentials-writable-interpreter": "C/O with an interpreter non-root can change",
+    "interpreter-untrusted": "a non-root user controls the interpreter path",
     "preserve-argv0-mismatch": "P flag and interpreter disagree",
-    "host-hijack": "an entry matches the host's own binaries",
+    "host-hijack": "an entry matches what the host runs natively",
     "host-family": "a QEMU entry for a CPU the host runs natively",
     "overlap": "two entries match the same files",
     "target-not-registered": "a requested target has no enabled entry",
@@ -192,7 +192,7 @@ class InterpreterFacts:
 
     file: FileFacts
     exec_errno: str | None = None
-    chain: tuple[PathFacts, ...] = ()
+    trust: Verdict | None = None  # None: not checked
 
 
 @dataclass(frozen=True)
@@ -361,7 +361,7 @@ class HostFacts:
     entries: tuple[Entry, ...] = ()  # newest first
     owned: frozenset[str] = frozenset()
     interpreters: Mapping[str, InterpreterFacts] = field(default_factory=dict)
-    host_headers: Mapping[str, bytes] = field(default_factory=dict)
+    native: NativeSamples = field(default_factory=NativeSamples)
     context: ContextFacts = field(default_factory=ContextFacts)
     persist: PersistFacts = field(default_factory=PersistFacts)
     rootless: tuple[bool, str, str] | None = None
@@ -834,14 +834,14 @@ def check_mask_coverage(e: Entry, facts: HostFacts) -> Finding | None:
     )
 
 
-def check_credentials(e: Entry, facts: HostFacts) -> Finding | None:
+def check_interpreter_trust(e: Entry, facts: HostFacts) -> Finding | None:
     i = facts.interp(e)
-    if i is None:
+    if i is None or i.trust is None:
         return None
-    p = credentials_problem(e, i.chain)
+    p = interpreter_problem(e, i.trust)
     if p is None:
         return None
-    return Finding("credentials-writable-interpreter", "error", e.name, p.message, p.fix)
+    return Finding("interpreter-untrusted", p.severity, e.name, p.message, p.fix)
 
 
 def check_preserve_argv0(e: Entry, facts: HostFacts) -> Finding | None:
@@ -871,7 +871,7 @@ def check_preserve_argv0(e: Entry, facts: HostFacts) -> Finding | None:
 
 
 def check_host_hijack(e: Entry, facts: HostFacts) -> Finding | None:
-    p = host_match_problem(e, facts.host_headers)
+    p = hijack_problem(e, facts.native)
     if p is None:
         return None
     state = (
@@ -890,7 +890,7 @@ def check_host_hijack(e: Entry, facts: HostFacts) -> Finding | None:
 
 def check_host_family(e: Entry, facts: HostFacts) -> Finding | None:
     t = _qemu_target(e)
-    if t is None or host_match_problem(e, facts.host_headers) is not None:
+    if t is None or hijack_problem(e, facts.native) is not None:
         return None
     try:
         host = table.host_target(facts.uname_m)
@@ -917,7 +917,7 @@ ENTRY_CHECKS: tuple[EntryCheck, ...] = (
     check_missing_f,
     check_magic_bare_hex,
     check_mask_coverage,
-    check_credentials,
+    check_interpreter_trust,
     check_preserve_argv0,
     check_host_hijack,
     check_host_family,
@@ -1383,10 +1383,9 @@ def gather_context(
 
 def gather_interpreter(path: str) -> InterpreterFacts:
     from binfmtctl.interpreters import gather_facts
+    from binfmtctl.trust import check as trust_check
 
-    return InterpreterFacts(
-        gather_facts(path), open_exec_errno(path), tuple(gather_path_facts(path))
-    )
+    return InterpreterFacts(gather_facts(path), open_exec_errno(path), trust_check(path))
 
 
 def _unit_exists(root: str, name: str) -> str | None:
@@ -1635,7 +1634,7 @@ def gather(
         entries=tuple(entries),
         owned=owned,
         interpreters=interps,
-        host_headers=read_host_headers(),
+        native=hijack_gather(),
         context=gather_context(root, proc, path),
         persist=gather_persist(root),
         rootless=gather_rootless() if rootless else None,

@@ -49,13 +49,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from binfmtctl.binfmt_misc import (
-    BinfmtMisc,
-    NotMounted,
-    gather_path_facts,
-    open_exec_errno,
-    read_host_headers,
-)
+from binfmtctl import hijack, safety, trust
+from binfmtctl.binfmt_misc import BinfmtMisc, NotMounted, open_exec_errno
 from binfmtctl.entry import (
     Entry,
     EntryParseError,
@@ -67,13 +62,7 @@ from binfmtctl.entry import (
     render_update_binfmts,
 )
 from binfmtctl.errors import BinfmtctlError, UsageError
-from binfmtctl.plan import (
-    Action,
-    credentials_problem,
-    host_match_problem,
-    plan_register,
-    writable_by_others,
-)
+from binfmtctl.plan import Action, plan_register
 from binfmtctl.rules import KernelProfile, validate
 
 UNIT_NAME = "binfmtctl.service"
@@ -635,13 +624,13 @@ def preflight(
     entries: Sequence[Entry],
     *,
     exec_check: Callable[[str], str | None],
-    host_headers: Mapping[str, bytes],
-    path_facts: Callable[[str], Sequence[Any]],
+    native: hijack.NativeSamples,
+    trust_of: Callable[[str], trust.Verdict],
     late_mount: Callable[[str], str | None],
     force: bool = False,
 ) -> tuple[dict[str, Blocked], dict[str, list[str]]]:
     """Per entry: why it must not be applied, and warnings for what still works. Pure
-    (facts come in as functions). An F entry needs its interpreter now (the kernel opens
+    (facts come in as values and functions). An F entry needs its interpreter now (the kernel opens
     it at registration); without F it is only warned about, since the kernel looks the
     path up at every exec and a file system mounted later makes it work."""
     blocked: dict[str, Blocked] = {}
@@ -660,18 +649,14 @@ def preflight(
             warnings.setdefault(e.name, []).append(
                 f"interpreter {e.interpreter} is {what} ({err}): registered anyway, but matching programs fail until it exists; fix: {fix}"
             )
-        if force:
-            continue
-        for problem in (
-            host_match_problem(e, host_headers),
-            credentials_problem(e, path_facts(e.interpreter)),
-        ):
-            if problem is not None:
+        for problem in safety.entry_problems(e, native, trust_of(e.interpreter)):
+            if not problem.is_error:
+                warnings.setdefault(e.name, []).append(f"{problem.message}; fix: {problem.fix}")
+            elif not force and e.name not in blocked:
                 blocked[e.name] = Blocked(
                     f"refused for the host's safety: {problem.message}",
                     f"{problem.fix} (binfmtctl apply --force applies it anyway)",
                 )
-                break
     return blocked, warnings
 
 
@@ -779,13 +764,13 @@ def apply_config(
     entries, report.problems = parse_config(read_config_text(path), str(path), bm.profile)
     if not report.config_exists:
         report.notes.append(f"no config at {path}: nothing to apply")
-    weak = writable_by_others(gather_path_facts(str(path))) if report.config_exists else []
-    if weak and os.geteuid() == 0 and not force:
+    verdict = trust.check(str(path.absolute())) if report.config_exists else None
+    if verdict is not None and not verdict.trusted and os.geteuid() == 0 and not force:
         raise BinfmtctlError(
-            f"{path} can be changed by a non-root user ({weak[0]} is not root-owned or is "
-            "group/world-writable): its entries would run their interpreters for every "
-            "matching program, as root registers them; refusing to apply it",
-            fix=f"chown root:root {weak[0]} && chmod go-w {weak[0]}  (or apply --force)",
+            f"{path} can be changed by a non-root user ({verdict.reason}): its entries would "
+            "run their interpreters for every matching program, as root registers them; "
+            "refusing to apply it",
+            fix=f"{verdict.fix}  (or apply --force)",
         )
     state = bm.mount_state()
     if state.state != "mounted" and (state.state == "automount" or (entries and not plan_only)):
@@ -812,8 +797,9 @@ def apply_config(
         blocked, warnings = preflight(
             entries,
             exec_check=open_exec_errno,
-            host_headers=read_host_headers(),
-            path_facts=gather_path_facts,
+            # nothing to write, nothing to judge: a boot with an unchanged table reads no PATH
+            native=hijack.gather() if any(a.changes for a in actions) else hijack.NativeSamples(),
+            trust_of=trust.check,
             late_mount=_late_mount_checker(),
             force=force,
         )
@@ -1144,20 +1130,12 @@ def entry_differences(a: Entry, b: Entry) -> str:
 
 def safety_problems(entries: Sequence[Entry]) -> list[tuple[str, str, str]]:
     """(name, message, fix) for entries refused without --force. Edge (reads host files)."""
-    headers = read_host_headers()
-    out = []
-    for e in entries:
-        for p in (
-            host_match_problem(e, headers),
-            credentials_problem(e, gather_path_facts(e.interpreter)),
-        ):
-            if p is not None:
-                out.append((e.name, p.message, p.fix))
-    return out
+    return [(e.name, p.message, p.fix) for e, p in safety.judge(entries) if p.is_error]
 
 
 def interpreter_warnings(entries: Sequence[Entry]) -> list[str]:
-    """Entries whose interpreter is not there now (added anyway: apply reports them)."""
+    """Entries whose interpreter is not there now (added anyway: apply reports them), or
+    is controlled by a non-root user (warned about; with C/O it is refused instead)."""
     out = []
     for e in entries:
         err = open_exec_errno(e.interpreter)
@@ -1166,6 +1144,12 @@ def interpreter_warnings(entries: Sequence[Entry]) -> list[str]:
                 f"{e.name}: interpreter {e.interpreter} is not usable now ({err})"
                 + ("; `binfmtctl apply` will fail for it until it is" if "F" in e.flags else "")
             )
+    seen: dict[str, trust.Verdict] = {}
+    for e in entries:
+        v = seen.setdefault(e.interpreter, trust.check(e.interpreter))
+        p = trust.interpreter_problem(e, v)
+        if p is not None and not p.is_error:
+            out.append(f"{p.message}; fix: {p.fix}")
     return out
 
 

@@ -8,18 +8,16 @@ The rules (design.md, "Ownership and safety"):
   both versions shown);
 * no such name -> ``add``.
 
-Host-safety checks are pure too: they take the first bytes of a few host
-binaries and facts about the interpreter, gathered at the edge.
+Host-safety checks (hijack, interpreter trust) live in :mod:`binfmtctl.safety`.
 """
 
 from __future__ import annotations
 
-import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from binfmtctl.entry import Entry, kernel_view
-from binfmtctl.errors import Problem, UsageError
+from binfmtctl.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -101,59 +99,3 @@ def diff_lines(old: Entry, new: Entry) -> list[str]:
         mark = " " if la == lb else "!"
         out.append(f"  {mark} live: {la:<40} new: {lb}")
     return out
-
-
-# -- host safety ---------------------------------------------------------------------------------
-HOST_BINARIES = ("/bin/sh", "/bin/ls", "/usr/bin/env", "/sbin/init", "/lib/systemd/systemd")
-
-
-def host_match_problem(entry: Entry, host_headers: Mapping[str, bytes]) -> Problem | None:
-    """An entry matching the host's own binaries hijacks every exec of them."""
-    hits = [path for path, head in host_headers.items() if entry.matches_header(head)]
-    if not hits:
-        return None
-    return Problem(
-        "magic",
-        f"{entry.name!r} matches the host's own binaries ({', '.join(hits[:3])}): every exec of them would go to {entry.interpreter}, which can make the host unusable",
-        "use the magic/mask of a foreign architecture (binfmtctl gen TARGET), or pass --force if this is really meant",
-        errno=None,
-        severity="error",
-        rule="safety.host-match",
-    )
-
-
-@dataclass(frozen=True)
-class PathFacts:
-    """Ownership/mode of a path and each parent directory (gathered at the edge)."""
-
-    path: str
-    uid: int
-    mode: int
-
-
-def writable_by_others(facts: Iterable[PathFacts]) -> list[str]:
-    """Paths (interpreter and its parents) that a non-root user could change."""
-    out = []
-    for f in facts:
-        sticky_dir = stat.S_ISDIR(f.mode) and f.mode & stat.S_ISVTX
-        if f.uid != 0 or (f.mode & 0o022 and not sticky_dir):
-            out.append(f.path)
-    return out
-
-
-def credentials_problem(entry: Entry, facts: Iterable[PathFacts]) -> Problem | None:
-    """``C``/``O`` hand a binary's privileges or contents to the interpreter; refuse
-    one that a non-root user could replace."""
-    if not set(entry.flags) & {"C", "O"}:
-        return None
-    weak = writable_by_others(facts)
-    if not weak:
-        return None
-    return Problem(
-        "flags",
-        f"{entry.name!r} has the {'C' if 'C' in entry.flags else 'O'} flag but {weak[0]} can be changed by a non-root user: they could run code with the privileges of every matched setuid binary",
-        "make the interpreter and its directories root-owned and not group/world-writable, drop C/O, or pass --force",
-        errno=None,
-        severity="error",
-        rule="safety.credentials",
-    )

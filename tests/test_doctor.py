@@ -26,14 +26,14 @@ from typing import Any
 import pytest
 
 from binfmtctl import doctor as doc
-from binfmtctl import probe, table
+from binfmtctl import hijack, probe, table
 from binfmtctl.binfmt_misc import MountState
 from binfmtctl.entry import Entry, parse_register, render_register_str
 from binfmtctl.install import ProbeResult
 from binfmtctl.interpreters import FileFacts
-from binfmtctl.plan import PathFacts
 from binfmtctl.rules import KernelProfile
 from binfmtctl.sandbox import Sandbox
+from binfmtctl.trust import Node, Verdict, walk
 from tests.conftest import ROOT, User, register_raw, run_cli
 
 MNT = "/proc/sys/fs/binfmt_misc"
@@ -46,7 +46,7 @@ ARM_BARE_HEX = (
     ":qemu-arm:M:0:7f454c4601010100000000000000000002002800"
     ":ffffffffffffff00fffffffffffffffffeffffff:/usr/bin/qemu-arm:OC"
 )
-HOST_HEADERS = {"/bin/sh": X86_64.sample_header(3)}
+NATIVE = hijack.samples(hijack.host_identity(X86_64.sample_header(3).ljust(64, b"\0")))
 
 
 # -- planted facts ----------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def interp(
     linkage: str | None = "static-pie",
     arch: str | None = "x86_64",
     exec_errno: str | None = None,
-    chain: tuple[PathFacts, ...] = (),
+    trust: Verdict | None = None,
     loader: str | None = None,
 ) -> doc.InterpreterFacts:
     if not exists:
@@ -75,7 +75,7 @@ def interp(
         linkage=linkage,
         loader=loader,
     )
-    return doc.InterpreterFacts(f, exec_errno, chain)
+    return doc.InterpreterFacts(f, exec_errno, trust)
 
 
 def facts(*entries: Entry, **kw: Any) -> doc.HostFacts:
@@ -87,7 +87,7 @@ def facts(*entries: Entry, **kw: Any) -> doc.HostFacts:
         "running": K,
         "entries": tuple(entries),
         "interpreters": interps,
-        "host_headers": HOST_HEADERS,
+        "native": NATIVE,
         "persist": doc.PersistFacts(sources={e.name: ("/etc/binfmt.d/x.conf",) for e in entries}),
     }
     base.update(kw)
@@ -423,20 +423,31 @@ def test_mask_elf_coverage() -> None:
     assert doc.check_mask_coverage(aarch64(), facts(aarch64())) is None
 
 
-def test_credentials_writable_interpreter() -> None:
+def test_interpreter_untrusted_error_with_c_warning_without() -> None:
+    tree = {
+        "/": Node(0, 0o40755),
+        "/srv": Node(0, 0o40755),
+        "/srv/w": Node(0, 0o40777),  # world-writable, not sticky
+        "/srv/w/qemu": Node(0, 0o100755),
+        "/tmp": Node(0, 0o41777),
+        "/tmp/qemu": Node(0, 0o100755),
+    }
+    weak = walk("/srv/w/qemu", tree.get)
     e = aarch64("OCF", "/srv/w/qemu")
-    chain = (PathFacts("/srv/w/qemu", 0, 0o100755), PathFacts("/srv/w", 0, 0o40777))
-    i = {e.interpreter: interp(e.interpreter, chain=chain)}
-    x = doc.check_credentials(e, facts(e, interps=i))
+    i = {e.interpreter: interp(e.interpreter, trust=weak)}
+    x = doc.check_interpreter_trust(e, facts(e, interps=i))
     assert x is not None and (x.code, x.severity, x.entry) == (
-        "credentials-writable-interpreter",
+        "interpreter-untrusted",
         "error",
         e.name,
     )
-    assert "/srv/w" in x.message
-    sticky = (PathFacts("/tmp", 0, 0o41777),)
-    ok = {e.interpreter: interp(e.interpreter, chain=sticky)}
-    assert doc.check_credentials(e, facts(e, interps=ok)) is None
+    assert "/srv/w" in x.message and "chown root:root /srv/w && chmod go-w /srv/w" in x.fix
+    plain = aarch64("F", "/srv/w/qemu")
+    y = doc.check_interpreter_trust(plain, facts(plain, interps=i))
+    assert y is not None and y.severity == "warning"
+    sticky = walk("/tmp/qemu", tree.get)  # root-owned file in a root-owned sticky dir
+    ok = {e.interpreter: interp(e.interpreter, trust=sticky)}
+    assert doc.check_interpreter_trust(e, facts(e, interps=ok)) is None
 
 
 def test_preserve_argv0_mismatch() -> None:
@@ -469,14 +480,20 @@ def test_host_hijack_enabled_or_not() -> None:
 
 
 def test_host_family() -> None:
-    e = table.get_target("i386").entry("/usr/bin/qemu-i386-static", "F")
-    x = doc.check_host_family(e, facts(e))
-    assert x is not None and (x.code, x.severity, x.entry) == (
-        "host-family",
-        "warning",
-        "qemu-i386",
-    )
+    """Same family, not run natively: arm on an aarch64 host (AArch32 is optional)."""
+    arm = table.get_target("arm").entry("/usr/bin/qemu-arm-static", "F")
+    on_arm64 = {
+        "uname_m": "aarch64",
+        "native": hijack.samples(hijack.host_identity(AARCH64.sample_header().ljust(64, b"\0"))),
+    }
+    x = doc.check_host_family(arm, facts(arm, **on_arm64))
+    assert x is not None and (x.code, x.severity, x.entry) == ("host-family", "warning", "qemu-arm")
     assert doc.check_host_family(aarch64(), facts(aarch64())) is None
+    # i386 on x86_64 is run natively: a hijack, not a mere family warning
+    i386 = table.get_target("i386").entry("/usr/bin/qemu-i386-static", "F")
+    assert doc.check_host_family(i386, facts(i386)) is None
+    hit = doc.check_host_hijack(i386, facts(i386))
+    assert hit is not None and "i386 ELF ET_EXEC" in hit.message
 
 
 # -- overlaps and targets ---------------------------------------------------------------------------
@@ -1015,7 +1032,7 @@ def test_credentials_with_writable_interpreter(
     shutil.copy2(QEMU_AARCH64, qemu)
     register_raw(sandbox, render_register_str(aarch64("OCF", str(qemu))))
     _, found, _ = doctor(sandbox, root=root)
-    x = by(found, "credentials-writable-interpreter", "qemu-aarch64")
+    x = by(found, "interpreter-untrusted", "qemu-aarch64")
     assert x.severity == "error" and str(w) in x.message
 
 
@@ -1050,13 +1067,14 @@ def test_host_hijack_disabled_entry(sandbox: Sandbox, root: Path) -> None:
 
 
 @pytest.mark.sandbox
-def test_host_family_live(sandbox: Sandbox, root: Path) -> None:
+def test_i386_on_x86_64_is_a_hijack_live(sandbox: Sandbox, root: Path) -> None:
     register_raw(
         sandbox,
         render_register_str(table.get_target("i386").entry("/usr/bin/qemu-i386-static", "F")),
     )
     _, found, _ = doctor(sandbox, root=root)
-    assert by(found, "host-family", "qemu-i386").severity == "warning"
+    assert by(found, "host-hijack", "qemu-i386").severity == "error"
+    assert "host-family" not in codes(found)
 
 
 @pytest.mark.sandbox

@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
-from binfmtctl import persist
+from binfmtctl import hijack, persist
 from binfmtctl.entry import Entry, parse_register, render_register
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.sandbox import Sandbox
+from binfmtctl.trust import Verdict
 from tests.conftest import ROOT, register_raw, run_cli, snapshot
 
 MNT = "/proc/sys/fs/binfmt_misc"
@@ -222,8 +223,8 @@ def test_preflight_blocks_a_missing_f_interpreter_and_warns_without_f() -> None:
     blocked, warnings = persist.preflight(
         entries,
         exec_check=lambda p: "ENOENT" if p in missing else None,
-        host_headers={},
-        path_facts=lambda p: [],
+        native=hijack.NativeSamples(),
+        trust_of=lambda p: Verdict(p, p),
         late_mount=lambda p: "/opt" if p.startswith("/opt/") else None,
     )
     assert list(blocked) == ["qemu-s390x"]
@@ -240,16 +241,16 @@ def test_preflight_refuses_an_entry_that_matches_the_host() -> None:
     blocked, _ = persist.preflight(
         [host],
         exec_check=lambda p: None,
-        host_headers={"/bin/sh": Path("/bin/sh").read_bytes()[:256]},
-        path_facts=lambda p: [],
+        native=hijack.gather(),
+        trust_of=lambda p: Verdict(p, p),
         late_mount=lambda p: None,
     )
     assert "host's safety" in blocked["x86"].message and "--force" in blocked["x86"].fix
     forced, _ = persist.preflight(
         [host],
         exec_check=lambda p: None,
-        host_headers={"/bin/sh": Path("/bin/sh").read_bytes()[:256]},
-        path_facts=lambda p: [],
+        native=hijack.gather(),
+        trust_of=lambda p: Verdict(p, p),
         late_mount=lambda p: None,
         force=True,
     )

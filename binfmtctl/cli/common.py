@@ -118,22 +118,22 @@ def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
     return entries
 
 
-def _safety(entries: Sequence[Any], force: bool) -> None:
-    from binfmtctl.binfmt_misc import gather_path_facts, read_host_headers
-    from binfmtctl.plan import credentials_problem, host_match_problem
+def _safety(entries: Sequence[Any], force: bool, *, private: bool = False) -> None:
+    """Refuse (unless ``force``) entries that hijack native programs or give C/O to an
+    interpreter a non-root user controls; warn about other untrusted interpreters.
+    ``private``: a table only the caller's own processes use (``run``): no trust check,
+    since no one else's exec goes through it."""
+    from binfmtctl.safety import judge
+    from binfmtctl.trust import check
 
-    headers = read_host_headers()
-    problems = []
-    for e in entries:
-        for p in (
-            host_match_problem(e, headers),
-            credentials_problem(e, gather_path_facts(e.interpreter)),
-        ):
-            if p is not None:
-                problems.append(p)
-    if not problems:
-        return
-    for p in problems:
+    found = judge(entries, check=None if private else check)
+    errors = [p for _, p in found if p.is_error]
+    for _, p in found:
+        if p.is_error:
+            continue
+        click.secho(f"warning: {p.message}", fg="yellow", err=True)
+        click.echo(f"  fix: {p.fix}", err=True)
+    for p in errors:
         click.secho(
             ("warning (--force): " if force else "refused: ") + p.message,
             fg="yellow" if force else "red",
@@ -141,7 +141,7 @@ def _safety(entries: Sequence[Any], force: bool) -> None:
         )
         if not force:
             click.echo(f"  fix: {p.fix}", err=True)
-    if not force:
+    if errors and not force:
         fail(
             "refused for the host's safety; nothing was written",
             fix="fix the entries, or pass --force",
@@ -241,7 +241,7 @@ file_option = click.option(
 accept_force_option = click.option(
     "--force",
     is_flag=True,
-    help="Accept entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
+    help="Accept entries that match what the host runs natively, or C/O with an interpreter path a non-root user controls.",
 )
 
 

@@ -123,7 +123,7 @@ def _print_install(
 @click.option(
     "--force",
     is_flag=True,
-    help="Allow targets of the host's own family, and C with an interpreter non-root can write.",
+    help="Allow targets of the host's own family, and C with an interpreter path a non-root user controls.",
 )
 @click.option("--no-test", is_flag=True, help="Do not run the probes after registering.")
 @click.option(

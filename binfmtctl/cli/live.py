@@ -223,7 +223,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Register even entries that match the host's own binaries, or C/O with an interpreter non-root users can write; --replace even entries processes run through now.",
+    help="Register even entries that match what the host runs natively, or C/O with an interpreter path a non-root user controls; --replace even entries processes run through now.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the actions as JSON.")
 @pass_ctx

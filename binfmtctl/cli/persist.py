@@ -121,7 +121,7 @@ def _pick_live(
 @click.option(
     "--force",
     is_flag=True,
-    help="Apply even entries that match the host's own binaries, or C/O with an interpreter non-root can write.",
+    help="Apply even entries that match what the host runs natively, or C/O with an interpreter path a non-root user controls (and a config non-root can change).",
 )
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -215,7 +215,7 @@ def _run(
             f"refused for the {len(rp.refusals)} reasons above; nothing ran",
             fix=rp.refusals[0].fix,
         )
-    _safety(rp.entries, False)
+    _safety(rp.entries, False, private=True)
     if dry_run:
         return
     if verbose:

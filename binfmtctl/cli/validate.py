@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from typing import Any
 
 import click
 
 from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, print_problem, read_inputs
-from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.errors import ExitStatus, Problem, UsageError
 
 
 @click.command(context_settings=CONTEXT)
@@ -64,6 +66,7 @@ def validate(
         do_validate(raw + b"\n", profile, existing_names=existing, exec_check=open_exec_errno)
         for raw in inputs
     ]
+    _add_safety_warnings(verdicts)
     if as_json:
         emit_json([v.to_json() for v in verdicts])
     else:
@@ -89,6 +92,29 @@ def validate(
                     click.echo(f"  | {line}")
     if not all(v.valid for v in verdicts):
         sys.exit(ExitStatus.PROBLEMS)
+
+
+def _add_safety_warnings(verdicts: list[Any]) -> None:
+    """What register would refuse or warn about for the host's safety (the kernel accepts
+    it): as warnings, so validity stays the kernel's verdict."""
+    from binfmtctl.safety import judge
+
+    entries = [v.entry for v in verdicts if v.valid and v.entry is not None]
+    if not entries:
+        return
+    found: dict[int, list[Problem]] = {}
+    for e, p in judge(entries):
+        if p.is_error:
+            p = dataclasses.replace(
+                p,
+                severity="warning",
+                message=p.message
+                + " (register, install, import and apply refuse it without --force)",
+            )
+        found.setdefault(id(e), []).append(p)
+    for v in verdicts:
+        if v.valid and v.entry is not None:
+            v.problems.extend(found.get(id(v.entry), []))
 
 
 def _live_names(obj: Ctx) -> list[str]:
