@@ -37,7 +37,7 @@ code                                      meaning
 ``interpreter-untrusted``                 error with C/O, else warning: a non-root user controls the interpreter path (a component, a symlink, or a missing file they can create)
 ``preserve-argv0-mismatch``               error/warning: P flag and interpreter disagree (Debian -binfmt-P without P; P on < 5.12 with a QEMU that cannot know)
 ``host-hijack``                           error: an entry (enabled or not) matches what the host runs natively (its ELF classes, i386 on x86_64, #! scripts, extensions of programs on PATH)
-``host-family``                           warning: a QEMU entry for a CPU the host runs natively (i386 on x86_64)
+``host-family``                           warning: a QEMU entry for a CPU family the host runs natively, where it is no hijack (arm on some aarch64 hosts); i386 on x86_64 is ``host-hijack``
 ``overlap``                               warning (info if same interpreter): two entries match the same files; the newest enabled one wins
 ``target-not-registered``                 error: a --target has no enabled entry that matches its binaries
 ``not-persistent``                        warning: a live entry no boot-time source registers: lost at reboot

@@ -1,7 +1,8 @@
 """``install`` / ``uninstall`` / ``test`` for QEMU targets: the decisions, kept pure.
 
 - :func:`resolve_targets`: names and aliases (and ``all``) to table targets, by QEMU's family rule,
-  saying what was skipped and why; host-family targets are refused unless forced.
+  saying what was skipped and why; targets the host runs natively are skipped with a note
+  (``--force`` registers them).
 - :func:`default_flags` / :func:`choose_flags`: the flag policy (F on >= 4.8, P only where the
   interpreter expects it, C/O only on request), with notes that explain each choice.
 - :func:`plan_targets` / :func:`build_entries`: one ``qemu-<target>`` entry per target with the
