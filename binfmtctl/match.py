@@ -383,6 +383,27 @@ def match(
     return MatchResult(handler, tuple(candidates), tuple(misses), is_native, tuple(notes))
 
 
+def handler_exec_failure(handler: Entry, interp_errno: str | None) -> dict[str, str] | None:
+    """Why an exec through ``handler`` fails, or None when it starts its interpreter.
+
+    Without ``F`` the kernel opens the interpreter at each exec (``interp_errno`` is what
+    that open gives, gathered at the edge); with ``F`` it was opened at registration and
+    pinned, so a missing file no longer matters."""
+    if interp_errno is None or "F" in handler.flags:
+        return None
+    if interp_errno in ("ENOENT", "ENOTDIR"):
+        what = f"its interpreter {handler.interpreter} does not exist"
+        shell = "No such file or directory (bash: 'required file not found')"
+    else:
+        what = f"its interpreter {handler.interpreter} cannot be executed ({interp_errno})"
+        shell = "Permission denied" if interp_errno == "EACCES" else interp_errno
+    return {
+        "errno": interp_errno,
+        "message": f"{what}: without the F flag the kernel opens it at every exec, so the exec fails: {shell}",
+        "fix": f"install {handler.interpreter} (or register {handler.name} again with an interpreter that exists), or binfmtctl disable {handler.name}",
+    }
+
+
 class Matcher:
     """``match(...).handler`` for many files: M entries are grouped by (offset, length) and mask
     and compared as integers once per group; E entries by extension."""

@@ -155,10 +155,14 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
         err(
             "length",
             "length.min",
-            f"the register string is {n} bytes; the kernel needs at least 11",
+            "the register string is empty"
+            if raw in (b"", b"\n")
+            else f"the register string is {n} byte{'s' * (n != 1)}; the kernel needs at least 11",
             "write all seven fields: :name:type:offset:magic:mask:interpreter:flags",
             (0, n),
         )
+        if raw in (b"", b"\n"):
+            return res  # nothing more to say about nothing
     elif n > profile.max_register:
         err(
             "length",
@@ -204,7 +208,7 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
             err(
                 fld,
                 f"{fld}.unterminated",
-                f"the string ends inside the {fld} field: the delimiter {dname} after it is missing",
+                f"the string ends inside the {fld} field: the delimiter ({dname}, as at the start) is missing after it",
                 _fix_delim(d)
                 + (
                     " (it is mandatory even when there are no flags)"
@@ -256,7 +260,7 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
             err(
                 fld,
                 f"{fld}.unterminated",
-                f"the string ends inside the {fld} field: the delimiter {dname} after it is missing",
+                f"the string ends inside the {fld} field: the delimiter ({dname}, as at the start) is missing after it",
                 _fix_delim(d),
                 (pos, n),
             )
@@ -564,7 +568,7 @@ def _warn_field_text(
             f"{fld}.bare-hex",
             f"the {fld} is the ASCII text {raw.decode()!r} ({len(raw)} bytes), not the bytes it spells; it registers but "
             + ("matches nothing you meant" if fld == "magic" else "masks the wrong bits"),
-            f"write each byte as \\xHH: {pretty[:48]}{'...' if len(pretty) > 48 else ''}",
+            f"write each byte as \\xHH: {pretty}",
             span,
         )
     nul = raw.find(b"\0")
@@ -589,6 +593,8 @@ def _warn_elf_coverage(
     more than intended, often the host's own binaries."""
     if offset != 0 or not magic.startswith(b"\x7fELF"):
         return
+    if mask is not None and len(mask) != len(magic):
+        return  # the kernel refuses it (mask.length): nothing is matched at all
     full = mask if mask is not None else b"\xff" * len(magic)
     missing = []
     if len(magic) <= 4 or full[4] & 0x03 == 0:
@@ -620,10 +626,12 @@ class Verdict:
     problems: list[Problem]
     errno: str | None
     profile: KernelProfile
+    #: set when binfmtctl itself failed to judge this input (a bug): not valid, no errno
+    internal_error: str | None = None
 
     @property
     def valid(self) -> bool:
-        return self.errno is None
+        return self.errno is None and self.internal_error is None
 
     @property
     def kernel_view(self) -> str | None:
@@ -639,7 +647,7 @@ class Verdict:
             "problems": [p.to_json() for p in self.problems],
             "kernel_view": self.kernel_view,
             "kernel": self.profile.label,
-        }
+        } | ({"internal_error": self.internal_error} if self.internal_error else {})
 
 
 _FOPEN_FIX = {
@@ -650,6 +658,30 @@ _FOPEN_FIX = {
     "ELOOP": "the interpreter path has a symlink loop: fix the path",
     "ENAMETOOLONG": "shorten the interpreter path",
 }
+
+
+def validate_contained(
+    raw: bytes,
+    profile: KernelProfile,
+    *,
+    existing_names: Iterable[str] = (),
+    exec_check: ExecCheck | None = None,
+) -> Verdict:
+    """:func:`validate`, but a failure of binfmtctl's own on this input becomes a verdict
+    (not valid, ``internal_error`` set) instead of an exception: a batch still judges
+    every other input."""
+    try:
+        return validate(raw, profile, existing_names=existing_names, exec_check=exec_check)
+    except Exception as e:  # a bug of ours: contain it to this input
+        why = f"{type(e).__name__}: {e}"
+        problem = Problem(
+            "input",
+            f"binfmtctl could not judge this input (internal error {why})",
+            "nothing to fix in the input on your side: please report it to binfmtctl with this input",
+            errno=None,
+            rule="internal",
+        )
+        return Verdict(raw, None, [problem], None, profile, internal_error=why)
 
 
 def validate(

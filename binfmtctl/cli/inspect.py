@@ -40,19 +40,21 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
     the newest enabled match wins. For ELF entries that nearly match, names the
     first differing field ("e_machine is 0x00b7 (AArch64), entry expects 0x0028
     (ARM)"). Says when the host runs the file natively. Exit 1 if a FILE could not
-    be read.
+    be read, or if the entry that takes a FILE cannot start its interpreter (no F flag
+    and the interpreter is missing or not executable: the exec would fail).
 
     \b
     Examples:
       binfmtctl which ./hello-arm64
       binfmtctl which --json /srv/rootfs/bin/busybox
     """
+    from binfmtctl.binfmt_misc import open_exec_errno
     from binfmtctl.elf import NotElfError, read_elf, read_header
-    from binfmtctl.match import match
+    from binfmtctl.match import handler_exec_failure, match
 
     entries, enabled, note = _live_for_matching(obj)
     results: list[dict[str, Any]] = []
-    unreadable = 0
+    unreadable = failing = 0
     for path in files:
         row: dict[str, Any] = {
             "path": path,
@@ -74,6 +76,11 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
             row["not_elf"] = e.format_message()
         m = match(header, entries, path=path, status_enabled=enabled)
         row.update(m.to_json())
+        if m.handler is not None:
+            fails = handler_exec_failure(m.handler, open_exec_errno(m.handler.interpreter))
+            if fails is not None:
+                row["exec_fails"] = fails
+                failing += 1
         if note:
             row["notes"] = [note, *row.get("notes", [])]
         results.append(row)
@@ -82,7 +89,7 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
     else:
         for r in results:
             _print_which(r)
-    if unreadable:
+    if unreadable or failing:
         sys.exit(ExitStatus.PROBLEMS)
 
 
@@ -97,7 +104,13 @@ def _print_which(r: dict[str, Any]) -> None:
         what = str(r.get("not_elf", "not ELF"))
     click.echo(f"{r['path']}: {what}")
     h = r["handler"]
-    if h:
+    fails = r.get("exec_fails")
+    if h and fails:
+        click.secho(
+            f"  would fail: {h['name']} takes it, but {fails['message']}", fg="red", bold=True
+        )
+        click.echo(f"  fix: {fails['fix']}")
+    elif h:
         click.secho(f"  runs with: {h['name']} -> {h['interpreter']}", fg="green")
     elif r["native"]:
         click.echo("  runs natively on this host")
@@ -107,7 +120,7 @@ def _print_which(r: dict[str, Any]) -> None:
         if c.get("state") != "handler":
             click.echo(f"  also matches {c['name']}: {c['reason']}")
     for nm in r["near_misses"]:
-        click.echo(f"  not {nm['entry']}: {nm['reason']}")
+        click.echo(f"  not {nm['name']}: {nm['message']}")
     for n in r.get("notes", []):
         click.echo(f"  note: {n}")
 

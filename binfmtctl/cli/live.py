@@ -271,7 +271,8 @@ def _register_locked(
 
     mounted = bm.mount_state().state == "mounted"
     live = bm.entries() if mounted else []
-    actions = plan_register(desired, live, replace=replace, owned=bm.owned() if mounted else {})
+    # a differing entry is refused unless --replace, whoever registered it (as --help says)
+    actions = plan_register(desired, live, replace=replace)
     conflicts = [a for a in actions if a.kind == "conflict"]
     if as_json and (dry_run or conflicts):
         emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
