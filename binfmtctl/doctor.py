@@ -90,6 +90,7 @@ from binfmtctl.interpreters import FileFacts, expects_preserve_argv0, host_arche
 from binfmtctl.plan import PathFacts, credentials_problem, host_match_problem
 from binfmtctl.rules import KernelProfile, validate
 from binfmtctl.usage import Snapshot
+from binfmtctl.wording import article, plural
 
 SEVERITIES = ("error", "warning", "info")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -630,7 +631,7 @@ def check_context(facts: HostFacts) -> list[Finding]:
         "with CAP_SYS_ADMIN" if ctx.has_sys_admin else "without CAP_SYS_ADMIN",
     ]
     if ctx.container:
-        parts.append(f"inside a {ctx.container} container")
+        parts.append(f"inside {article(ctx.container)} container")
     if ctx.in_user_namespace:
         parts.append("in a user namespace (uid_map is not the full identity map)")
     if ctx.wsl:
@@ -1735,7 +1736,7 @@ def _apply_config(bm: BinfmtMisc, config_path: str | None) -> str:
     if failed:
         first = failed[0]
         raise BinfmtctlError(
-            f"applied {config_path} ({changed} change(s)) but {', '.join(i.name for i in failed)} failed: {first.message}",
+            f"applied {config_path} ({plural(changed, 'change')}) but {', '.join(i.name for i in failed)} failed: {first.message}",
             fix=first.fix or "binfmtctl apply --plan",
         )
     return f"applied {config_path}: {changed} entr{'y' if changed == 1 else 'ies'} registered or replaced"

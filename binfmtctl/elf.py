@@ -275,7 +275,7 @@ def _check_ident(head: bytes, size: int, name: str) -> tuple[int, str]:
         raise NotElfError(name, "empty file")
     if not head.startswith(ELF_MAGIC):
         if len(head) < 4 and ELF_MAGIC.startswith(head):
-            raise NotElfError(name, f"truncated ELF: only {len(head)} byte(s)")
+            raise NotElfError(name, f"truncated ELF: only {len(head)} byte{'s' * (len(head) != 1)}")
         raise NotElfError(name, f"not an ELF file: {describe_non_elf(head)}")
     if len(head) < 6:
         raise NotElfError(name, f"truncated ELF header: only {len(head)} bytes")

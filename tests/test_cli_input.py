@@ -149,3 +149,14 @@ def test_empty_register_string_message() -> None:
     assert b"the delimiter a newline" not in r.stdout
     r = run(["validate", ":a:M::ab"])
     assert b"is missing after it" in r.stdout and b"the delimiter ':' after" not in r.stdout
+
+
+def test_the_bare_hex_fix_is_whole_in_text_and_json() -> None:
+    magic = "7f454c460201010000000000000000000200b700"
+    line = f":qemu-aarch64:M::{magic}::/bin/true:"
+    whole = "".join(f"\\x{magic[i : i + 2]}" for i in range(0, len(magic), 2))
+    r = run(["validate", line])
+    assert f"fix: write each byte as \\xHH: {whole}\n" in r.stdout.decode()
+    fixes = [p["fix"] for p in json.loads(run(["validate", "--json", line]).stdout)[0]["problems"]]
+    assert f"write each byte as \\xHH: {whole}" in fixes
+    assert not any("..." in f for f in fixes)

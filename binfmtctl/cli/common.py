@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from binfmtctl.errors import BinfmtctlError, Problem, UsageError
+from binfmtctl.wording import plural
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -114,7 +115,9 @@ def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
             click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
             for p in errors:
                 click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
-        fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
+        fail(
+            f"{len(bad)} of {plural(len(raws), 'entry')} {'is' if len(bad) == 1 else 'are'} invalid; nothing was written"
+        )
     return entries
 
 

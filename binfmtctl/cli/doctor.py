@@ -11,6 +11,7 @@ import click
 from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
 from binfmtctl.cli.completion import complete_targets
 from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 _DOCTOR_HEADINGS = {"error": "ERRORS", "warning": "WARNINGS", "info": "INFO"}
 
@@ -141,7 +142,7 @@ def doctor(
         counts = {s: sum(1 for f in findings if f.severity == s) for s in _DOCTOR_HEADINGS}
         if doc.has_problems(findings):
             click.secho(
-                f"{counts['error']} error(s), {counts['warning']} warning(s): see the fixes above",
+                f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}: see the fixes above",
                 fg="red" if counts["error"] else "yellow",
             )
         else:

@@ -25,6 +25,7 @@ from binfmtctl.cli.common import (
 )
 from binfmtctl.cli.completion import complete_targets, complete_uninstall
 from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 
 def _install_profile(kernel: str | None, dry_run: bool) -> Any:
@@ -463,4 +464,4 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
     if bad:
         if as_json:
             sys.exit(ExitStatus.PROBLEMS)
-        fail(f"{len(bad)} of {len(results)} targets failed: {', '.join(bad)}")
+        fail(f"{len(bad)} of {plural(len(results), 'target')} failed: {', '.join(bad)}")

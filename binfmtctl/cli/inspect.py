@@ -12,6 +12,7 @@ import click
 from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
 from binfmtctl.cli.completion import complete_targets
 from binfmtctl.errors import BinfmtctlError, ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 
 def _live_for_matching(obj: Ctx) -> tuple[list[Any], bool, str | None]:
@@ -199,7 +200,7 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
     if as_json:
         emit_json(report)
         return
-    click.echo(f"{files} files, {elfs} ELF, {errors} unreadable")
+    click.echo(f"{plural(files, 'file')}, {elfs} ELF, {errors} unreadable")
     click.echo("by architecture: " + ", ".join(f"{k} {v}" for k, v in report["by_arch"].items()))
     click.echo("by handler:      " + ", ".join(f"{k} {v}" for k, v in report["by_handler"].items()))
     if stranded_n:

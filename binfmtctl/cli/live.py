@@ -62,6 +62,17 @@ def _hidden_note(hidden: int) -> None:
         click.echo(f"note: {note}", err=True)
 
 
+def _no_such_entry(unknown: Sequence[str], live: Sequence[str], tail: str = "") -> None:
+    """Refuse names that are not live, suggesting the closest live names."""
+    from binfmtctl.wording import suggestion
+
+    hints = "".join(suggestion(n, live) for n in unknown[:1])
+    fail(
+        f"no entry named {', '.join(repr(n) for n in unknown)}{tail}{hints}",
+        fix="binfmtctl status lists every entry",
+    )
+
+
 def _classify(e: Any) -> Any:
     try:
         from binfmtctl import table
@@ -146,10 +157,7 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
                 )
         _hidden_note(hidden)
     if missing:
-        fail(
-            f"no entry named {', '.join(repr(n) for n in missing)}",
-            fix="binfmtctl status lists every entry",
-        )
+        _no_such_entry(missing, bm.names())
 
 
 @click.command(context_settings=CONTEXT)
@@ -179,7 +187,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
     bm = _open_for_read(obj)
     rows, hidden = _entry_rows(bm, [name])
     if not rows:
-        fail(f"no entry named {name!r}", fix="binfmtctl status lists every entry")
+        _no_such_entry([name], bm.names())
     e = bm.read(name)
     row = rows[0]
     row["register"] = render_register_str(e)
@@ -198,7 +206,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
     for f in e.flags:
         click.echo(f"  {f}: {FLAG_MEANING[f]}")
     if row["kind"]:
-        click.echo(f"recognised as: {row['kind']}")
+        click.echo(f"recognised as: {_kind_text(row['kind'])}")
     procs = row["processes"]
     click.echo(
         f"processes running through it: {len(procs)}"
@@ -209,6 +217,28 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
             f"  {p['pid']:>7}  {p['username'] or '?':<10} {' '.join(p['cmdline']) or p['name']}"
         )
     _hidden_note(hidden)
+
+
+_HOW = {
+    "exact": "QEMU's own magic and mask",
+    "equivalent": "matches exactly the files QEMU's magic and mask match",
+    "upstream": "QEMU's upstream bytes, which match no real binary",
+    "compatible": "matches this target's binaries with a magic/mask of its own",
+    "name": "by its name only: its magic does not match this target's binaries",
+}
+
+
+def _kind_text(kind: dict[str, Any]) -> str:
+    """``table.classify``'s record in words: what the entry is, and how that was told."""
+    text = str(kind.get("description") or kind.get("kind"))
+    if kind.get("kind") == "qemu":
+        text += f" (target {kind['target']}; {_HOW.get(str(kind.get('how')), kind.get('how'))})"
+        if kind.get("legacy"):
+            text += "; a legacy target"
+    also = kind.get("also_matches")
+    if also:
+        text += f"; it also matches {', '.join(also)} binaries"
+    return text
 
 
 @click.command(context_settings=CONTEXT)
@@ -307,10 +337,7 @@ def _names_command(obj: Ctx, names: Sequence[str], op: str, force: bool = False)
     live = set(bm.names())
     unknown = [n for n in names if n not in live]
     if unknown:
-        fail(
-            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was changed",
-            fix="binfmtctl status lists every entry",
-        )
+        _no_such_entry(unknown, sorted(live), " (nothing was changed)")
     if op == "disable":
         refuse_in_use([bm.read(n) for n in dict.fromkeys(names)], force)
     for n in names:
@@ -398,10 +425,7 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
     live_names = {e.name for e in live}
     unknown = [n for n in names if n not in live_names]
     if unknown:
-        fail(
-            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was removed",
-            fix="binfmtctl status lists every entry",
-        )
+        _no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
     targets = list(names) + [n for n in bm.owned() if owned and n not in names]
     actions = plan_remove(targets, live)
     if dry_run:

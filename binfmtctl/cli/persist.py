@@ -23,6 +23,7 @@ from binfmtctl.cli.common import (
     read_inputs,
 )
 from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 
 def _print_config_problems(problems: Sequence[Any], limit: int = 20) -> None:
@@ -188,7 +189,7 @@ def export(
     if fmt == "update-binfmts":
         if output is None and len(files) > 1:
             raise UsageError(
-                f"update-binfmts format is one file per entry ({len(files)} entries)",
+                f"update-binfmts format is one file per entry ({plural(len(files), 'entry')})",
                 fix="binfmtctl export --format update-binfmts -o DIR",
             )
         if output is not None:
@@ -199,7 +200,7 @@ def export(
     data = b"".join(files.values())
     if output is not None:
         persist.atomic_write(Path(output), data)
-        click.echo(f"wrote {len(chosen)} entries to {output}", err=True)
+        click.echo(f"wrote {plural(len(chosen), 'entry')} to {output}", err=True)
         return
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
@@ -433,7 +434,7 @@ def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool
         click.echo(
             f"config: {cfg['path']}"
             + (
-                f" ({len(cfg['entries'])} entries{': ' if cfg['entries'] else ''}{', '.join(cfg['entries'])})"
+                f" ({plural(len(cfg['entries']), 'entry')}{': ' if cfg['entries'] else ''}{', '.join(cfg['entries'])})"
                 if cfg["exists"]
                 else " (missing)"
             )
@@ -525,7 +526,9 @@ def _parse_batch_grammar(raws: Sequence[bytes], profile: Any) -> list[Any]:
         for p in errors:
             click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
     if bad:
-        fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
+        fail(
+            f"{len(bad)} of {plural(len(raws), 'entry')} {'is' if len(bad) == 1 else 'are'} invalid; nothing was written"
+        )
     names = [e.name for e in entries]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
