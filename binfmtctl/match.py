@@ -383,6 +383,19 @@ def match(
     return MatchResult(handler, tuple(candidates), tuple(misses), is_native, tuple(notes))
 
 
+#: ELF e_type values that are files exec never runs: relocatable objects and core dumps
+NOT_EXECUTABLE_TYPES = {1: "ET_REL", 4: "ET_CORE"}
+
+
+def non_executable_kind(header: bytes) -> str | None:
+    """``"ET_REL"`` or ``"ET_CORE"`` for an ELF that is not a program, else None (programs,
+    shared objects and anything unreadable as ELF are left to the matcher)."""
+    if len(header) < 18 or not header.startswith(ELF_MAGIC) or header[5] not in (1, 2):
+        return None
+    e_type = int.from_bytes(header[16:18], "little" if header[5] == 1 else "big")
+    return NOT_EXECUTABLE_TYPES.get(e_type)
+
+
 def handler_exec_failure(handler: Entry, interp_errno: str | None) -> dict[str, str] | None:
     """Why an exec through ``handler`` fails, or None when it starts its interpreter.
 

@@ -137,8 +137,10 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
     """Walk trees and count ELF files by architecture and by handler.
 
     Streams the tree (memory stays flat however large it is), reads only the first
-    bytes of each regular file, and reports the files that nothing can run (neither
-    natively nor through an enabled entry). Symlinks are not followed.
+    bytes of each regular file, and reports the executables that nothing can run
+    (neither natively nor through an enabled entry). Files that are not executables
+    (relocatable objects, core dumps, ar archives) are counted apart. Symlinks are not
+    followed.
 
     \b
     Examples:
@@ -146,12 +148,13 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
       binfmtctl scan --json --examples 5 /var/lib/containers
     """
     from binfmtctl import table
-    from binfmtctl.match import Matcher, native
+    from binfmtctl.match import Matcher, native, non_executable_kind
 
     entries, enabled, note = _live_for_matching(obj)
     matcher = Matcher(entries, status_enabled=enabled)
     by_arch: dict[str, int] = {}
     by_handler: dict[str, int] = {}
+    not_exec: dict[str, int] = {}
     stranded: list[str] = []
     stranded_n = files = elfs = errors = 0
     arch_cache: dict[bytes, tuple[str, bool]] = {}
@@ -169,8 +172,14 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
             errors += 1
             continue
         if header[:4] != b"\x7fELF":
+            if header.startswith(b"!<arch>\n"):
+                not_exec["archive"] = not_exec.get("archive", 0) + 1
             continue
         elfs += 1
+        kind = non_executable_kind(header)
+        if kind is not None:  # objects, core dumps: nothing runs them, nor should
+            not_exec[kind] = not_exec.get(kind, 0) + 1
+            continue
         key = header[4:6] + header[16:20] + header[36:40] + header[48:52]
         hit = arch_cache.get(key)
         if hit is None:
@@ -193,6 +202,7 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
         "unreadable": errors,
         "by_arch": dict(sorted(by_arch.items(), key=lambda kv: -kv[1])),
         "by_handler": dict(sorted(by_handler.items(), key=lambda kv: -kv[1])),
+        "not_executable": {k: not_exec[k] for k in NOT_EXEC_WORDS if k in not_exec},
         "unrunnable": stranded_n,
         "unrunnable_examples": stranded,
         "notes": [note] if note else [],
@@ -203,8 +213,16 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
     click.echo(f"{plural(files, 'file')}, {elfs} ELF, {errors} unreadable")
     click.echo("by architecture: " + ", ".join(f"{k} {v}" for k, v in report["by_arch"].items()))
     click.echo("by handler:      " + ", ".join(f"{k} {v}" for k, v in report["by_handler"].items()))
+    if not_exec:
+        click.echo(
+            "not executables: "
+            + ", ".join(
+                f"{NOT_EXEC_WORDS.get(k, k)} {v}" for k, v in report["not_executable"].items()
+            )
+            + " (not counted above: nothing runs them)"
+        )
     if stranded_n:
-        click.secho(f"{stranded_n} ELF files nothing here can run, e.g.:", fg="yellow")
+        click.secho(f"{plural(stranded_n, 'ELF file')} nothing here can run, e.g.:", fg="yellow")
         for p in stranded:
             click.echo(f"  {p}")
     if note:
@@ -216,6 +234,13 @@ def _progress(as_json: bool) -> Any:
     from binfmtctl.progress import Progress
 
     return Progress(sys.stderr, sys.stderr.isatty() and not as_json)
+
+
+NOT_EXEC_WORDS = {
+    "ET_REL": "relocatable objects (ET_REL)",
+    "ET_CORE": "core dumps (ET_CORE)",
+    "archive": "ar archives",
+}
 
 
 def _walk(roots: Iterable[str]) -> Iterable[str]:
