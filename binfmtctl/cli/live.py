@@ -32,13 +32,14 @@ from binfmtctl.errors import ExitStatus, UsageError
 def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]], int]:
     """The rows of ``status``/``show`` and how many processes could not be looked at."""
     from binfmtctl import usage
-    from binfmtctl.binfmt_misc import entry_health, open_exec_errno
+    from binfmtctl.health import entry_findings, health_of
 
     entries = bm.entries()
     wanted = [e for e in entries if not names or e.name in names]
     # no entry, no process walk (nor the psutil import)
     snap = usage.snapshot({e.interpreter for e in wanted}) if wanted else usage.Snapshot()
     owned = bm.owned()
+    findings = entry_findings(wanted, bm.profile)
     rows = []
     for order, e in enumerate(entries, start=1):
         if names and e.name not in names:
@@ -46,7 +47,8 @@ def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]
         row = e.to_json()
         row["order"] = order
         row["owner"] = "binfmtctl" if e.name in owned else None
-        row["health"] = entry_health(e, open_exec_errno(e.interpreter))
+        row["health"] = health_of(findings[e.name])
+        row["findings"] = [f.to_json() for f in findings[e.name] if f.is_problem]
         row["kind"] = _classify(e)
         row["processes"] = [p.to_json() for p in snap.users(e.interpreter)]
         rows.append(row)
@@ -94,9 +96,10 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
     The kernel tries the newest entry first: the first enabled entry that matches
     a file runs it. For each entry: enabled, type, magic/mask or extension,
     interpreter, flags, owner (binfmtctl if it registered it) and a one-word
-    health (ok, disabled, interpreter-missing, interpreter-not-executable,
-    pinned-interpreter-gone). Reads need no root where the table is mounted.
-
+    health: ok, or the most severe of doctor's findings about the entry (disabled,
+    interpreter-missing, pinned-interpreter-gone, interpreter-not-executable,
+    magic-bare-hex, host-hijack, ...: the same checks `binfmtctl doctor` runs; --json
+    lists them all, with their fixes). Reads need no root where the table is mounted.
     \b
     Examples:
       binfmtctl status
@@ -203,6 +206,12 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
     for line in kernel_view(e).splitlines():
         click.echo(f"  | {line}")
     click.echo(f"register string: {row['register']}")
+    for f in row["findings"]:
+        click.secho(
+            f"{f['severity']} {f['code']}: {f['message']}",
+            fg="red" if f["severity"] == "error" else "yellow",
+        )
+        click.echo(f"  fix: {f['fix']}")
     for f in e.flags:
         click.echo(f"  {f}: {FLAG_MEANING[f]}")
     if row["kind"]:
