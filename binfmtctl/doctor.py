@@ -42,6 +42,7 @@ code                                      meaning
 ``target-not-registered``                 error: a --target has no enabled entry that matches its binaries
 ``not-persistent``                        warning: a live entry no boot-time source registers: lost at reboot
 ``config-not-live``                       warning: a configured entry (binfmt.d, update-binfmts, binfmtctl config) is not live, or differs
+``boot-differs``                          warning: a live entry that a boot-time source (binfmt.d, update-binfmts) registers differently
 ``persistence-tools-conflict``            warning: several boot-time managers configure the same entries or are ordered so one undoes the other
 ``systemd-binfmt-flush``                  warning: systemd-binfmt is active and this live entry is in no binfmt.d file: any restart flushes it
 ``persistence-unchecked``                 info: the persistence checks could not run (binfmtctl.persist unavailable)
@@ -68,7 +69,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from binfmtctl import table
+from binfmtctl import boot_view, table
 from binfmtctl.binfmt_misc import (
     CAP_SYS_ADMIN,
     DEFAULT_MOUNT,
@@ -142,6 +143,7 @@ CODES: Mapping[str, str] = {
     "target-not-registered": "a requested target has no enabled entry",
     "not-persistent": "a live entry nothing registers at boot",
     "config-not-live": "a configured entry is not live (or differs)",
+    "boot-differs": "a live entry a boot-time source registers differently",
     "persistence-tools-conflict": "boot-time managers that undo each other",
     "systemd-binfmt-flush": "a live entry a systemd-binfmt restart would flush",
     "persistence-unchecked": "persistence could not be checked",
@@ -346,6 +348,8 @@ class PersistFacts:
     #: names some binfmt.d file registers (binfmtctl's config too when it lives there)
     binfmt_d_names: frozenset[str] = frozenset()
     managers: ManagerFacts = field(default_factory=ManagerFacts)
+    #: entry name -> (file, registration) for each boot source other than binfmtctl's config
+    boot_definitions: Mapping[str, tuple[tuple[str, Entry], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1135,6 +1139,7 @@ def check_persistence(facts: HostFacts) -> list[Finding]:
                         "binfmtctl apply  (or binfmtctl doctor --fix) to make the live entry match the config",
                     )
                 )
+        out.extend(_check_boot_differs(facts, desired))
     for name, all_files in sorted(p.sources.items()):
         files = _effective(all_files, p)
         kinds = {_manager_of(f, p) for f in files} - {"other"}
@@ -1158,6 +1163,32 @@ def check_persistence(facts: HostFacts) -> list[Finding]:
             )
         )
     return out + _check_managers(facts)
+
+
+def _check_boot_differs(facts: HostFacts, desired: Mapping[str, Entry]) -> list[Finding]:
+    """A live entry that a boot-time source registers differently: the next boot (or a
+    systemd-binfmt restart) brings back the other one. binfmtctl's config is compared by
+    config-not-live (it is applied last, so it wins over the others)."""
+    p = facts.persist
+    out: list[Finding] = []
+    for e in facts.entries:
+        if e.name in desired:
+            continue
+        effective = set(_effective([f for f, _ in p.boot_definitions.get(e.name, ())], p))
+        for path, boot in p.boot_definitions.get(e.name, ()):
+            if path not in effective or boot.same_registration(e):
+                continue
+            how = "; ".join(boot_view.differences(e, boot)) or "another registration"
+            out.append(
+                Finding(
+                    "boot-differs",
+                    "warning",
+                    e.name,
+                    f"the live {e.name} is not what {path} registers at boot ({how}): after the next reboot (or a restart of {_manager_of(path, p)}) {e.name} changes",
+                    f"binfmtctl persist save {e.name}  (binfmtctl's config is applied after {path}, so the live registration is the one that comes back), or make the live entry match: {_register_cmd(replace(boot, enabled=True))}",
+                )
+            )
+    return out
 
 
 def _check_managers(facts: HostFacts) -> list[Finding]:
@@ -1558,6 +1589,7 @@ def gather_persist(root: str = "/") -> PersistFacts:
         binfmt_d_entries=_binfmt_d_entries(others),
         binfmt_d_names=frozenset(n for n, fs in in_d.items() if fs),
         managers=managers,
+        boot_definitions=boot_view.definitions(sources, skip=[config_path] if config_path else []),
     )
 
 
