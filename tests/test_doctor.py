@@ -892,7 +892,12 @@ def test_config_outside_binfmt_d_needs_the_unit(sandbox: Sandbox, root: Path) ->
     )
     _, found, _ = doctor(sandbox, root=root, env=where)
     x = by(found, "not-persistent", "qemu-aarch64")
-    assert "binfmtctl.service is not enabled" in x.message and x.fix == "binfmtctl persist enable"
+    assert "binfmtctl.service is not enabled" in x.message
+    # under --root the fix names the image (and its config), so it runs as printed
+    assert (
+        x.fix
+        == f"binfmtctl persist enable --root {root} --config {root}/etc/binfmtctl/entries.conf"
+    )
     p = run_cli(sandbox, "persist", "enable", "--root", str(root), env=where)
     assert p.returncode == 0, p.stdout + p.stderr
     rc, found, _ = doctor(sandbox, root=root, env=where)
@@ -1277,7 +1282,8 @@ def test_a_live_entry_a_boot_source_registers_differently_is_a_finding(
     f = by(found, "boot-differs", "qemu-aarch64")
     assert rc == 1 and f.severity == "warning"
     assert str(distro) in f.message and "flags POF instead of PF" in f.message
-    assert f.fix.startswith("binfmtctl persist save qemu-aarch64")
+    cfg = root / "etc/binfmt.d/zz-binfmtctl.conf"  # --root: the fix names the image's config
+    assert f.fix.startswith(f"binfmtctl persist save --config {cfg} qemu-aarch64"), f.fix
     assert f"'{live[: -len('PF')]}POF'" in f.fix  # the kernel's flag order
     # the same registration at boot: no finding
     distro.write_text(live + "\n")

@@ -48,8 +48,26 @@ def print_problem(raw: bytes | None, p: Problem) -> None:
     click.echo(f"  fix: {p.fix}")
 
 
+def scoped(
+    fix: str, *, root: str | None = None, kernel: str | None = None, config: str | None = None
+) -> str:
+    """``fix`` carrying the options this command runs under (the global --mount from the
+    click context; --root, --kernel, --config as given), so it runs as printed."""
+    from binfmtctl.binfmt_misc import DEFAULT_MOUNT
+    from binfmtctl.fixscope import scope_fix
+
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Ctx) if ctx is not None else None
+    mount = obj.mount if obj is not None else None
+    if mount is not None and os.path.normpath(mount) == DEFAULT_MOUNT:
+        mount = None
+    if root is not None and os.path.normpath(root) == "/":
+        root = config = None
+    return scope_fix(fix, mount=mount, root=root, kernel=kernel, config=config)
+
+
 def fail(message: str, fix: str | None = None) -> NoReturn:
-    raise BinfmtctlError(message, fix=fix)
+    raise BinfmtctlError(message, fix=scoped(fix) if fix else fix)
 
 
 class Ctx:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
+from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, scoped
 from binfmtctl.cli.completion import complete_targets
 from binfmtctl.errors import BinfmtctlError, ExitStatus, UsageError
 from binfmtctl.wording import plural
@@ -80,7 +80,7 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
         if m.handler is not None:
             fails = handler_exec_failure(m.handler, open_exec_errno(m.handler.interpreter))
             if fails is not None:
-                row["exec_fails"] = fails
+                row["exec_fails"] = {**fails, "fix": scoped(fails["fix"])}
                 failing += 1
         if note:
             row["notes"] = [note, *row.get("notes", [])]

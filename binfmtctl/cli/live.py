@@ -24,6 +24,7 @@ from binfmtctl.cli.common import (
     refuse_in_use,
     report_actions,
     scope_note,
+    scoped,
 )
 from binfmtctl.cli.completion import complete_entries
 from binfmtctl.errors import ExitStatus, UsageError
@@ -48,7 +49,9 @@ def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]
         row["order"] = order
         row["owner"] = "binfmtctl" if e.name in owned else None
         row["health"] = health_of(findings[e.name])
-        row["findings"] = [f.to_json() for f in findings[e.name] if f.is_problem]
+        row["findings"] = [
+            {**f.to_json(), "fix": scoped(f.fix)} for f in findings[e.name] if f.is_problem
+        ]
         row["kind"] = _classify(e)
         row["processes"] = [p.to_json() for p in snap.users(e.interpreter)]
         rows.append(row)

@@ -21,6 +21,7 @@ from binfmtctl.cli.common import (
     file_option,
     pass_ctx,
     read_inputs,
+    scoped,
 )
 from binfmtctl.errors import ExitStatus, UsageError
 from binfmtctl.wording import plural
@@ -426,7 +427,10 @@ def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool
     from binfmtctl import persist
 
     r = root or "/"
-    result = persist.status(r, config=persist.config_path(r, config), bm=obj.bm())
+    cfg_path = persist.config_path(r, config)
+    result = persist.status(r, config=cfg_path, bm=obj.bm())
+    for p in result["problems"]:
+        p["fix"] = scoped(p["fix"], root=root, config=config)
     if as_json:
         emit_json(result)
     else:
