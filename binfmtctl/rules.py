@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from binfmtctl.entry import Entry, kernel_view, unescape, unescape_legacy
 from binfmtctl.errors import Problem
+from binfmtctl.wording import plural
 
 RESERVED_NAMES = frozenset({"register", "status"})
 NAME_MAX = 255
@@ -353,8 +354,8 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
                     err(
                         "mask",
                         "mask.length",
-                        f"the mask decodes to {len(mask)} bytes but the magic to {len(magic)}; they must be equal",
-                        f"{'shorten' if len(mask) > len(magic) else 'extend'} the mask to {len(magic)} bytes (\\xff for bytes that must match)",
+                        f"the mask decodes to {plural(len(mask), 'byte')} but the magic to {len(magic)}; they must be equal",
+                        f"{'shorten' if len(mask) > len(magic) else 'extend'} the mask to {plural(len(magic), 'byte')} (\\xff for bytes that must match)",
                         kspan,
                     )
             elif mask_raw and mask_raw[0] == 0:
@@ -576,7 +577,7 @@ def _warn_field_text(
         warn(
             fld,
             f"{fld}.nul-truncates",
-            f"a raw NUL byte at position {nul} of the {fld} silently truncates it to {len(decoded)} bytes",
+            f"a raw NUL byte at position {nul} of the {fld} silently truncates it to {plural(len(decoded), 'byte')}",
             "write NUL bytes as the four characters \\x00 (beware printf %b and echo -e, which turn \\x00 into a raw NUL)",
             span,
         )
