@@ -155,3 +155,6 @@ def test_the_matrix_answers_are_truthful(sandbox: Sandbox, tmp_path: Path) -> No
     assert health["off"] == "disabled"
     scan = json.loads(run_cli(sandbox, "scan", "--json", str(Path(paths[1]).parent)).stdout)
     assert scan["not_executable"] == {"ET_REL": 1}
+    # the riscv64 probe has a handler, but its exec fails (no F, interpreter missing)
+    assert paths[2] in scan["unrunnable_examples"] and paths[1] not in scan["unrunnable_examples"]
+    assert any(n.startswith("qemu-riscv64 takes 1 file here, but") for n in scan["notes"])

@@ -45,7 +45,7 @@ def print_problem(raw: bytes | None, p: Problem) -> None:
     if raw is not None and p.span is not None:
         for line in caret_lines(raw, p.span):
             click.echo(line)
-    click.echo(f"  fix: {p.fix}")
+    click.echo(f"  fix: {scoped(p.fix)}")
 
 
 def scoped(
@@ -132,7 +132,9 @@ def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
         for raw, errors in bad:
             click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
             for p in errors:
-                click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
+                click.echo(
+                    f"  {p.field} [{p.errno}]: {p.message}\n  fix: {scoped(p.fix)}", err=True
+                )
         fail(
             f"{len(bad)} of {plural(len(raws), 'entry')} {'is' if len(bad) == 1 else 'are'} invalid; nothing was written"
         )
@@ -161,7 +163,7 @@ def _safety(entries: Sequence[Any], force: bool) -> None:
             err=True,
         )
         if not force:
-            click.echo(f"  fix: {p.fix}", err=True)
+            click.echo(f"  fix: {scoped(p.fix)}", err=True)
     if not force:
         fail(
             "refused for the host's safety; nothing was written",

@@ -148,13 +148,15 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
       binfmtctl scan --json --examples 5 /var/lib/containers
     """
     from binfmtctl import table
-    from binfmtctl.match import Matcher, native, non_executable_kind
+    from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.match import Matcher, handler_exec_failure, native, non_executable_kind
 
     entries, enabled, note = _live_for_matching(obj)
     matcher = Matcher(entries, status_enabled=enabled)
     by_arch: dict[str, int] = {}
     by_handler: dict[str, int] = {}
     not_exec: dict[str, int] = {}
+    broken: dict[str, dict[str, str] | None] = {}  # handler -> why its exec fails
     stranded: list[str] = []
     stranded_n = files = elfs = errors = 0
     arch_cache: dict[bytes, tuple[str, bool]] = {}
@@ -191,7 +193,9 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
         h = matcher.first(header, path)
         hname = h.name if h is not None else ("native" if is_native else "none")
         by_handler[hname] = by_handler.get(hname, 0) + 1
-        if h is None and not is_native:
+        if h is not None and h.name not in broken:
+            broken[h.name] = handler_exec_failure(h, open_exec_errno(h.interpreter))
+        if (h is None and not is_native) or (h is not None and broken[h.name] is not None):
             stranded_n += 1
             if len(stranded) < examples:
                 stranded.append(path)
@@ -205,7 +209,12 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
         "not_executable": {k: not_exec[k] for k in NOT_EXEC_WORDS if k in not_exec},
         "unrunnable": stranded_n,
         "unrunnable_examples": stranded,
-        "notes": [note] if note else [],
+        "notes": ([note] if note else [])
+        + [
+            f"{name} takes {plural(by_handler[name], 'file')} here, but {why['message']}"
+            for name, why in broken.items()
+            if why is not None
+        ],
     }
     if as_json:
         emit_json(report)
@@ -225,8 +234,8 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
         click.secho(f"{plural(stranded_n, 'ELF file')} nothing here can run, e.g.:", fg="yellow")
         for p in stranded:
             click.echo(f"  {p}")
-    if note:
-        click.echo(f"note: {note}")
+    for n in report["notes"]:
+        click.echo(f"note: {n}")
 
 
 def _progress(as_json: bool) -> Any:

@@ -30,7 +30,7 @@ from binfmtctl.wording import plural
 def _print_config_problems(problems: Sequence[Any], limit: int = 20) -> None:
     for p in problems[:limit]:
         click.secho(f"INVALID    {p.where}: {p.message}", fg="red")
-        click.echo(f"  fix: {p.fix}")
+        click.echo(f"  fix: {scoped(p.fix)}")
     if len(problems) > limit:
         click.echo(f"... and {len(problems) - limit} more (--json lists them all)")
 
@@ -45,7 +45,7 @@ def _print_apply(report: Any, table_path: str) -> None:
     for i in report.items:
         if not i.ok:
             click.secho(f"FAILED     {i.name}: {i.message}", fg="red")
-            click.echo(f"  fix: {i.fix}")
+            click.echo(f"  fix: {scoped(i.fix)}")
         else:
             word = ("would " if report.plan_only and i.action != "keep" else "") + verb[i.action]
             click.echo(
@@ -223,7 +223,7 @@ def _persist_add(
     if unsafe:
         for name, message, fix in unsafe:
             click.secho(f"refused: {name}: {message}", fg="red", err=True)
-            click.echo(f"  fix: {fix}", err=True)
+            click.echo(f"  fix: {scoped(fix)}", err=True)
         fail(
             "refused for the host's safety; nothing was written",
             fix="fix the entries, or pass --force",
@@ -528,7 +528,7 @@ def _parse_batch_grammar(raws: Sequence[bytes], profile: Any) -> list[Any]:
     for raw, errors in bad:
         click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
         for p in errors:
-            click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
+            click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {scoped(p.fix)}", err=True)
     if bad:
         fail(
             f"{len(bad)} of {plural(len(raws), 'entry')} {'is' if len(bad) == 1 else 'are'} invalid; nothing was written"
