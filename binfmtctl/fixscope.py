@@ -25,10 +25,19 @@ CONFIG_COMMANDS = frozenset(
     }
 )
 #: commands that never touch the --mount table (private tables, pure output)
-NO_MOUNT_COMMANDS = frozenset({"run", "sandbox", "gen"})
+NO_MOUNT_COMMANDS = frozenset({"run", "sandbox", "gen", "write-probe", "completion"})
 #: commands that take --kernel X.Y and judge by it
 KERNEL_COMMANDS = frozenset({"doctor", "validate"})
 
+#: binfmtctl's commands (``cli.COMMANDS``, a test keeps them equal): only these are rewritten,
+#: so prose such as "the binfmtctl that runs at boot" is left alone
+COMMANDS = frozenset(
+    {
+        "validate", "status", "show", "register", "enable", "disable", "remove", "which",
+        "scan", "gen", "sandbox", "install", "uninstall", "test", "write-probe", "apply",
+        "export", "import", "persist", "doctor", "run", "completion",
+    }
+)  # fmt: skip
 _SUBGROUPS = {"persist": ("enable", "disable", "status", "add", "save", "remove")}
 # "binfmtctl [--mount X] COMMAND [SUBCOMMAND]" where the fix names a command to run
 _CMD = re.compile(r"\bbinfmtctl((?: --mount (?:'[^']*'|\S+))?) ([a-z][a-z-]*)(?: ([a-z]+))?")
@@ -56,6 +65,8 @@ def scope_fix(
     pos = 0
     for m in _CMD.finditer(fix):
         given_mount, cmd, sub = m.group(1), m.group(2), m.group(3)
+        if cmd not in COMMANDS:
+            continue
         name = cmd
         consumed = m.end()
         if sub is not None and sub in _SUBGROUPS.get(cmd, ()):

@@ -41,6 +41,20 @@ def test_scope_fix_adds_each_option_where_the_command_takes_it() -> None:
     assert scope_fix("binfmtctl persist enable", mount=None) == "binfmtctl persist enable"
 
 
+def test_scope_fix_leaves_prose_alone_and_knows_every_command() -> None:
+    from binfmtctl import fixscope
+    from binfmtctl.cli import COMMANDS
+
+    assert {c for c in COMMANDS if not c.startswith("_")} == fixscope.COMMANDS
+    prose = "run `binfmtctl persist enable` again with the binfmtctl that should run at boot"
+    assert scope_fix(prose, mount="/m") == (
+        "run `binfmtctl --mount /m persist enable` again with the binfmtctl that should run at boot"
+    )
+    assert scope_fix("see binfmtctl.service and /run/binfmtctl", mount="/m", root="/r") == (
+        "see binfmtctl.service and /run/binfmtctl"
+    )
+
+
 def host_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("BINFMTCTL_CONFIG", None)
