@@ -214,18 +214,6 @@ def has_cap_sys_admin() -> bool:
     return bool(caps >> CAP_SYS_ADMIN & 1)
 
 
-def entry_health(entry: Entry, interp_errno: str | None) -> str:
-    """One word for ``status``: ok, disabled, interpreter-missing,
-    interpreter-not-executable, or pinned-interpreter-gone (F: works until reboot)."""
-    if interp_errno in ("ENOENT", "ENOTDIR"):
-        return "pinned-interpreter-gone" if "F" in entry.flags else "interpreter-missing"
-    if interp_errno is not None:
-        return "interpreter-not-executable"
-    if not entry.enabled:
-        return "disabled"
-    return "ok"
-
-
 # -- ownership records ---------------------------------------------------------------------------
 class OwnershipStore:
     """What binfmtctl registered, per binfmt_misc instance, until reboot.

@@ -42,6 +42,7 @@ code                                      meaning
 ``target-not-registered``                 error: a --target has no enabled entry that matches its binaries
 ``not-persistent``                        warning: a live entry no boot-time source registers: lost at reboot
 ``config-not-live``                       warning: a configured entry (binfmt.d, update-binfmts, binfmtctl config) is not live, or differs
+``boot-differs``                          warning: a live entry that a boot-time source (binfmt.d, update-binfmts) registers differently
 ``persistence-tools-conflict``            warning: several boot-time managers configure the same entries or are ordered so one undoes the other
 ``systemd-binfmt-flush``                  warning: systemd-binfmt is active and this live entry is in no binfmt.d file: any restart flushes it
 ``persistence-unchecked``                 info: the persistence checks could not run (binfmtctl.persist unavailable)
@@ -68,7 +69,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from binfmtctl import table
+from binfmtctl import boot_view, table
 from binfmtctl.binfmt_misc import (
     CAP_SYS_ADMIN,
     DEFAULT_MOUNT,
@@ -90,6 +91,7 @@ from binfmtctl.interpreters import FileFacts, expects_preserve_argv0, host_arche
 from binfmtctl.rules import KernelProfile, validate
 from binfmtctl.trust import Verdict, interpreter_problem
 from binfmtctl.usage import Snapshot
+from binfmtctl.wording import article, plural
 
 SEVERITIES = ("error", "warning", "info")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -141,6 +143,7 @@ CODES: Mapping[str, str] = {
     "target-not-registered": "a requested target has no enabled entry",
     "not-persistent": "a live entry nothing registers at boot",
     "config-not-live": "a configured entry is not live (or differs)",
+    "boot-differs": "a live entry a boot-time source registers differently",
     "persistence-tools-conflict": "boot-time managers that undo each other",
     "systemd-binfmt-flush": "a live entry a systemd-binfmt restart would flush",
     "persistence-unchecked": "persistence could not be checked",
@@ -345,6 +348,8 @@ class PersistFacts:
     #: names some binfmt.d file registers (binfmtctl's config too when it lives there)
     binfmt_d_names: frozenset[str] = frozenset()
     managers: ManagerFacts = field(default_factory=ManagerFacts)
+    #: entry name -> (file, registration) for each boot source other than binfmtctl's config
+    boot_definitions: Mapping[str, tuple[tuple[str, Entry], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -630,7 +635,7 @@ def check_context(facts: HostFacts) -> list[Finding]:
         "with CAP_SYS_ADMIN" if ctx.has_sys_admin else "without CAP_SYS_ADMIN",
     ]
     if ctx.container:
-        parts.append(f"inside a {ctx.container} container")
+        parts.append(f"inside {article(ctx.container)} container")
     if ctx.in_user_namespace:
         parts.append("in a user namespace (uid_map is not the full identity map)")
     if ctx.wsl:
@@ -1134,6 +1139,7 @@ def check_persistence(facts: HostFacts) -> list[Finding]:
                         "binfmtctl apply  (or binfmtctl doctor --fix) to make the live entry match the config",
                     )
                 )
+        out.extend(_check_boot_differs(facts, desired))
     for name, all_files in sorted(p.sources.items()):
         files = _effective(all_files, p)
         kinds = {_manager_of(f, p) for f in files} - {"other"}
@@ -1157,6 +1163,32 @@ def check_persistence(facts: HostFacts) -> list[Finding]:
             )
         )
     return out + _check_managers(facts)
+
+
+def _check_boot_differs(facts: HostFacts, desired: Mapping[str, Entry]) -> list[Finding]:
+    """A live entry that a boot-time source registers differently: the next boot (or a
+    systemd-binfmt restart) brings back the other one. binfmtctl's config is compared by
+    config-not-live (it is applied last, so it wins over the others)."""
+    p = facts.persist
+    out: list[Finding] = []
+    for e in facts.entries:
+        if e.name in desired:
+            continue
+        effective = set(_effective([f for f, _ in p.boot_definitions.get(e.name, ())], p))
+        for path, boot in p.boot_definitions.get(e.name, ()):
+            if path not in effective or boot.same_registration(e):
+                continue
+            how = "; ".join(boot_view.differences(e, boot)) or "another registration"
+            out.append(
+                Finding(
+                    "boot-differs",
+                    "warning",
+                    e.name,
+                    f"the live {e.name} is not what {path} registers at boot ({how}): after the next reboot (or a restart of {_manager_of(path, p)}) {e.name} changes",
+                    f"binfmtctl persist save {e.name}  (binfmtctl's config is applied after {path}, so the live registration is the one that comes back), or make the live entry match: {_register_cmd(replace(boot, enabled=True))}",
+                )
+            )
+    return out
 
 
 def _check_managers(facts: HostFacts) -> list[Finding]:
@@ -1556,6 +1588,7 @@ def gather_persist(root: str = "/") -> PersistFacts:
         binfmt_d_entries=_binfmt_d_entries(others),
         binfmt_d_names=frozenset(n for n, fs in in_d.items() if fs),
         managers=managers,
+        boot_definitions=boot_view.definitions(sources, skip=[config_path] if config_path else []),
     )
 
 
@@ -1734,7 +1767,7 @@ def _apply_config(bm: BinfmtMisc, config_path: str | None) -> str:
     if failed:
         first = failed[0]
         raise BinfmtctlError(
-            f"applied {config_path} ({changed} change(s)) but {', '.join(i.name for i in failed)} failed: {first.message}",
+            f"applied {config_path} ({plural(changed, 'change')}) but {', '.join(i.name for i in failed)} failed: {first.message}",
             fix=first.fix or "binfmtctl apply --plan",
         )
     return f"applied {config_path}: {changed} entr{'y' if changed == 1 else 'ies'} registered or replaced"

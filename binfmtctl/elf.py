@@ -275,10 +275,12 @@ def _check_ident(head: bytes, size: int, name: str) -> tuple[int, str]:
         raise NotElfError(name, "empty file")
     if not head.startswith(ELF_MAGIC):
         if len(head) < 4 and ELF_MAGIC.startswith(head):
-            raise NotElfError(name, f"truncated ELF: only {len(head)} byte(s)")
+            raise NotElfError(name, f"truncated ELF: only {len(head)} byte{'s' * (len(head) != 1)}")
         raise NotElfError(name, f"not an ELF file: {describe_non_elf(head)}")
     if len(head) < 6:
-        raise NotElfError(name, f"truncated ELF header: only {len(head)} bytes")
+        raise NotElfError(
+            name, f"truncated ELF header: only {len(head)} byte{'s' * (len(head) != 1)}"
+        )
     if head[4] not in (1, 2):
         raise NotElfError(name, f"invalid ELF: EI_CLASS is {head[4]} (expected 1 or 2)")
     if head[5] not in (1, 2):

@@ -261,7 +261,7 @@ def kernel_view(entry: Entry) -> str:
 
 _ENTRY_FILE = re.compile(
     rb"(enabled|disabled)\ninterpreter (.*)\nflags: ([POCF]*)\n"
-    rb"(?:offset (\d+)\nmagic ([0-9a-f]*)\n(?:mask ([0-9a-f]*)\n)?|extension \.(.*)\n)",
+    rb"(?:offset (\d+)\nmagic ((?:[0-9a-f]{2})*)\n(?:mask ((?:[0-9a-f]{2})*)\n)?|extension \.(.*)\n)",
     re.DOTALL,
 )
 
@@ -368,11 +368,11 @@ def parse_update_binfmts(name: str, text: bytes | str) -> Entry:
             f"{name}: update-binfmts file needs exactly one of 'magic' or 'extension'"
         )
     flags = ""
-    if fields.get("preserve", b"").decode().lower() in _UB_YES:
+    if fields.get("preserve", b"").decode("latin-1").lower() in _UB_YES:
         flags += "P"
-    if fields.get("credentials", b"").decode().lower() in _UB_YES:
+    if fields.get("credentials", b"").decode("latin-1").lower() in _UB_YES:
         flags += "C"
-    if fields.get("fix_binary", b"").decode().lower() in _UB_YES:
+    if fields.get("fix_binary", b"").decode("latin-1").lower() in _UB_YES:
         flags += "F"
     interp = fields["interpreter"]
     if "extension" in fields:

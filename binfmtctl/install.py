@@ -30,6 +30,7 @@ from binfmtctl.interpreters import InterpreterInfo, missing_message
 from binfmtctl.plan import Action
 from binfmtctl.rules import KernelProfile, validate
 from binfmtctl.table import Target
+from binfmtctl.wording import article
 
 ALL = "all"
 PROBE_TIMEOUT = 20.0
@@ -601,9 +602,7 @@ def _explain_exec_error(
     if e.errno == errno_mod.ENOEXEC and not status_enabled:
         return "exec format error (ENOEXEC): binfmt_misc is disabled globally (its status file says disabled)"
     if e.errno == errno_mod.ENOEXEC:
-        return (
-            f"exec format error (ENOEXEC): no enabled binfmt_misc entry matches a {target} binary"
-        )
+        return f"exec format error (ENOEXEC): no enabled binfmt_misc entry matches {article(target)} binary"
     if handler is not None and e.errno == errno_mod.ENOENT:
         return f"the kernel cannot open the interpreter {handler.interpreter} (ENOENT): it is gone, or missing inside this root"
     if e.errno == errno_mod.EACCES:

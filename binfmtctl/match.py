@@ -383,6 +383,40 @@ def match(
     return MatchResult(handler, tuple(candidates), tuple(misses), is_native, tuple(notes))
 
 
+#: ELF e_type values that are files exec never runs: relocatable objects and core dumps
+NOT_EXECUTABLE_TYPES = {1: "ET_REL", 4: "ET_CORE"}
+
+
+def non_executable_kind(header: bytes) -> str | None:
+    """``"ET_REL"`` or ``"ET_CORE"`` for an ELF that is not a program, else None (programs,
+    shared objects and anything unreadable as ELF are left to the matcher)."""
+    if len(header) < 18 or not header.startswith(ELF_MAGIC) or header[5] not in (1, 2):
+        return None
+    e_type = int.from_bytes(header[16:18], "little" if header[5] == 1 else "big")
+    return NOT_EXECUTABLE_TYPES.get(e_type)
+
+
+def handler_exec_failure(handler: Entry, interp_errno: str | None) -> dict[str, str] | None:
+    """Why an exec through ``handler`` fails, or None when it starts its interpreter.
+
+    Without ``F`` the kernel opens the interpreter at each exec (``interp_errno`` is what
+    that open gives, gathered at the edge); with ``F`` it was opened at registration and
+    pinned, so a missing file no longer matters."""
+    if interp_errno is None or "F" in handler.flags:
+        return None
+    if interp_errno in ("ENOENT", "ENOTDIR"):
+        what = f"its interpreter {handler.interpreter} does not exist"
+        shell = "No such file or directory (bash: 'required file not found')"
+    else:
+        what = f"its interpreter {handler.interpreter} cannot be executed ({interp_errno})"
+        shell = "Permission denied" if interp_errno == "EACCES" else interp_errno
+    return {
+        "errno": interp_errno,
+        "message": f"{what}: without the F flag the kernel opens it at every exec, so the exec fails: {shell}",
+        "fix": f"install {handler.interpreter} (or register {handler.name} again with an interpreter that exists), or binfmtctl disable {handler.name}",
+    }
+
+
 class Matcher:
     """``match(...).handler`` for many files: M entries are grouped by (offset, length) and mask
     and compared as integers once per group; E entries by extension."""

@@ -946,7 +946,8 @@ def detect_format(data: bytes, filename: str = "") -> str:
     if len(lines) > 1 and lines[1] in (b"magic", b"extension") and b" " not in lines[0]:
         return "binfmts-admin"
     for _, rule in iter_binfmt_d_lines(data):
-        key = rule.split(None, 1)[0].decode("ascii", "replace").lower()
+        words = rule.split(None, 1)  # empty for a rule of only \v or \f
+        key = words[0].decode("ascii", "replace").lower() if words else ""
         if rule[:1].isalnum() and key in UPDATE_BINFMTS_KEYS:
             return "update-binfmts"
         break

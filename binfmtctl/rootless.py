@@ -49,6 +49,7 @@ from binfmtctl.sandbox import (
     kernel_version,
     read_sysctls,
 )
+from binfmtctl.wording import article
 
 #: binfmtctl itself refused or failed: nothing was run
 EXIT_REFUSED = 125
@@ -396,7 +397,7 @@ def explain_exec_failure(
         if foreign is not None and foreign not in registered:
             return (
                 EXIT_CANNOT_EXECUTE,
-                f"cannot run {command}: exec format error: it is a {foreign} program and this "
+                f"cannot run {command}: exec format error: it is {article(foreign)} program and this "
                 f"run did not register {foreign}",
                 f"binfmtctl run --target {foreign} ... (install its QEMU first if it is missing)",
             )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from binfmtctl.entry import Entry, kernel_view, unescape, unescape_legacy
 from binfmtctl.errors import Problem
+from binfmtctl.wording import plural
 
 RESERVED_NAMES = frozenset({"register", "status"})
 NAME_MAX = 255
@@ -155,10 +156,14 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
         err(
             "length",
             "length.min",
-            f"the register string is {n} bytes; the kernel needs at least 11",
+            "the register string is empty"
+            if raw in (b"", b"\n")
+            else f"the register string is {n} byte{'s' * (n != 1)}; the kernel needs at least 11",
             "write all seven fields: :name:type:offset:magic:mask:interpreter:flags",
             (0, n),
         )
+        if raw in (b"", b"\n"):
+            return res  # nothing more to say about nothing
     elif n > profile.max_register:
         err(
             "length",
@@ -204,7 +209,7 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
             err(
                 fld,
                 f"{fld}.unterminated",
-                f"the string ends inside the {fld} field: the delimiter {dname} after it is missing",
+                f"the string ends inside the {fld} field: the delimiter ({dname}, as at the start) is missing after it",
                 _fix_delim(d)
                 + (
                     " (it is mandatory even when there are no flags)"
@@ -256,7 +261,7 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
             err(
                 fld,
                 f"{fld}.unterminated",
-                f"the string ends inside the {fld} field: the delimiter {dname} after it is missing",
+                f"the string ends inside the {fld} field: the delimiter ({dname}, as at the start) is missing after it",
                 _fix_delim(d),
                 (pos, n),
             )
@@ -349,8 +354,8 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
                     err(
                         "mask",
                         "mask.length",
-                        f"the mask decodes to {len(mask)} bytes but the magic to {len(magic)}; they must be equal",
-                        f"{'shorten' if len(mask) > len(magic) else 'extend'} the mask to {len(magic)} bytes (\\xff for bytes that must match)",
+                        f"the mask decodes to {plural(len(mask), 'byte')} but the magic to {len(magic)}; they must be equal",
+                        f"{'shorten' if len(mask) > len(magic) else 'extend'} the mask to {plural(len(magic), 'byte')} (\\xff for bytes that must match)",
                         kspan,
                     )
             elif mask_raw and mask_raw[0] == 0:
@@ -564,7 +569,7 @@ def _warn_field_text(
             f"{fld}.bare-hex",
             f"the {fld} is the ASCII text {raw.decode()!r} ({len(raw)} bytes), not the bytes it spells; it registers but "
             + ("matches nothing you meant" if fld == "magic" else "masks the wrong bits"),
-            f"write each byte as \\xHH: {pretty[:48]}{'...' if len(pretty) > 48 else ''}",
+            f"write each byte as \\xHH: {pretty}",
             span,
         )
     nul = raw.find(b"\0")
@@ -572,7 +577,7 @@ def _warn_field_text(
         warn(
             fld,
             f"{fld}.nul-truncates",
-            f"a raw NUL byte at position {nul} of the {fld} silently truncates it to {len(decoded)} bytes",
+            f"a raw NUL byte at position {nul} of the {fld} silently truncates it to {plural(len(decoded), 'byte')}",
             "write NUL bytes as the four characters \\x00 (beware printf %b and echo -e, which turn \\x00 into a raw NUL)",
             span,
         )
@@ -589,6 +594,8 @@ def _warn_elf_coverage(
     more than intended, often the host's own binaries."""
     if offset != 0 or not magic.startswith(b"\x7fELF"):
         return
+    if mask is not None and len(mask) != len(magic):
+        return  # the kernel refuses it (mask.length): nothing is matched at all
     full = mask if mask is not None else b"\xff" * len(magic)
     missing = []
     if len(magic) <= 4 or full[4] & 0x03 == 0:
@@ -620,10 +627,12 @@ class Verdict:
     problems: list[Problem]
     errno: str | None
     profile: KernelProfile
+    #: set when binfmtctl itself failed to judge this input (a bug): not valid, no errno
+    internal_error: str | None = None
 
     @property
     def valid(self) -> bool:
-        return self.errno is None
+        return self.errno is None and self.internal_error is None
 
     @property
     def kernel_view(self) -> str | None:
@@ -639,7 +648,7 @@ class Verdict:
             "problems": [p.to_json() for p in self.problems],
             "kernel_view": self.kernel_view,
             "kernel": self.profile.label,
-        }
+        } | ({"internal_error": self.internal_error} if self.internal_error else {})
 
 
 _FOPEN_FIX = {
@@ -650,6 +659,30 @@ _FOPEN_FIX = {
     "ELOOP": "the interpreter path has a symlink loop: fix the path",
     "ENAMETOOLONG": "shorten the interpreter path",
 }
+
+
+def validate_contained(
+    raw: bytes,
+    profile: KernelProfile,
+    *,
+    existing_names: Iterable[str] = (),
+    exec_check: ExecCheck | None = None,
+) -> Verdict:
+    """:func:`validate`, but a failure of binfmtctl's own on this input becomes a verdict
+    (not valid, ``internal_error`` set) instead of an exception: a batch still judges
+    every other input."""
+    try:
+        return validate(raw, profile, existing_names=existing_names, exec_check=exec_check)
+    except Exception as e:  # a bug of ours: contain it to this input
+        why = f"{type(e).__name__}: {e}"
+        problem = Problem(
+            "input",
+            f"binfmtctl could not judge this input (internal error {why})",
+            "nothing to fix in the input on your side: please report it to binfmtctl with this input",
+            errno=None,
+            rule="internal",
+        )
+        return Verdict(raw, None, [problem], None, profile, internal_error=why)
 
 
 def validate(

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from binfmtctl import rules
 from binfmtctl.cli import main
 
 
@@ -83,3 +87,76 @@ def test_kernel_44_rejects_f_and_explains() -> None:
     assert r.returncode == 1 and out["errno"] == "EINVAL"
     rules = {p["rule"] for p in out["problems"]}
     assert {"magic.bare-hex", "mask.bare-hex", "flags.invalid"} <= rules
+
+
+# An ELF magic at offset 0 whose mask decodes shorter than the magic (the kernel refuses it):
+# ``rules._warn_elf_coverage`` once indexed past the mask and killed the whole batch.
+AARCH64_MAGIC = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
+SHORT_MASKS = [
+    f":..:M::{AARCH64_MAGIC}:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\\\:xff\\xff:/bin/true:",
+    f":a:M:-1:{AARCH64_MAGIC}:x00:/bin/true:",
+    f":a:M::{AARCH64_MAGIC}:x00:/bin/true:",
+    f":a:M::{AARCH64_MAGIC}:\\xff:/bin/true:",
+]
+
+
+def test_a_mask_shorter_than_an_elf_magic_is_judged_not_crashed(tmp_path: Path) -> None:
+    f = tmp_path / "lines.conf"
+    f.write_text("\n".join([":ok1:E::zz1::/bin/true:", *SHORT_MASKS, ":ok2:E::zz2::/bin/true:"]))
+    r = run(["validate", "-f", str(f)])
+    out = r.stdout.decode()
+    assert b"internal error" not in r.stderr and r.returncode == 1, r.stderr
+    assert out.count("INVALID (EINVAL)") == len(SHORT_MASKS)
+    assert "ok  :ok1:" in out and "ok  :ok2:" in out
+    verdicts = json.loads(run(["validate", "--json", "-f", str(f)]).stdout)
+    assert [v["valid"] for v in verdicts] == [True, *[False] * len(SHORT_MASKS), True]
+    assert all(any(p["rule"] == "mask.length" for p in v["problems"]) for v in verdicts[1:-1]), (
+        verdicts
+    )
+
+
+def test_one_line_failing_inside_binfmtctl_does_not_hide_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Per-line containment: whatever goes wrong judging one line, every other line gets
+    its verdict, and that line says it was not judged (exit 1, no traceback)."""
+    real = rules.validate
+
+    def flaky(raw: bytes, *args: Any, **kwargs: Any) -> rules.Verdict:
+        if b"boom" in raw:
+            raise IndexError("index out of range")
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(rules, "validate", flaky)
+    lines = ":a:E::aa::/bin/true:\n:boom:E::bb::/bin/true:\n:c:E::cc::/bin/true:\n"
+    r = CliRunner().invoke(main, ["validate", "-f", "-"], input=lines)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert r.exit_code == 1
+    assert "ok  :a:E::aa::/bin/true:" in r.stdout and "ok  :c:E::cc::/bin/true:" in r.stdout
+    assert "UNJUDGED  :boom:E::bb::/bin/true:" in r.stdout
+    assert "internal error IndexError: index out of range" in r.stdout
+    r = CliRunner().invoke(main, ["validate", "--json", "-f", "-"], input=lines)
+    data = json.loads(r.stdout)
+    assert [v["valid"] for v in data] == [True, False, True]
+    assert data[1]["internal_error"] == "IndexError: index out of range"
+    assert data[1]["errno"] is None
+
+
+def test_empty_register_string_message() -> None:
+    r = run(["validate", ""])
+    assert r.returncode == 1
+    assert b"the register string is empty" in r.stdout
+    assert b"the delimiter a newline" not in r.stdout
+    r = run(["validate", ":a:M::ab"])
+    assert b"is missing after it" in r.stdout and b"the delimiter ':' after" not in r.stdout
+
+
+def test_the_bare_hex_fix_is_whole_in_text_and_json() -> None:
+    magic = "7f454c460201010000000000000000000200b700"
+    line = f":qemu-aarch64:M::{magic}::/bin/true:"
+    whole = "".join(f"\\x{magic[i : i + 2]}" for i in range(0, len(magic), 2))
+    r = run(["validate", line])
+    assert f"fix: write each byte as \\xHH: {whole}\n" in r.stdout.decode()
+    fixes = [p["fix"] for p in json.loads(run(["validate", "--json", line]).stdout)[0]["problems"]]
+    assert f"write each byte as \\xHH: {whole}" in fixes
+    assert not any("..." in f for f in fixes)

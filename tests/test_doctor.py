@@ -909,7 +909,12 @@ def test_config_outside_binfmt_d_needs_the_unit(sandbox: Sandbox, root: Path) ->
     )
     _, found, _ = doctor(sandbox, root=root, env=where)
     x = by(found, "not-persistent", "qemu-aarch64")
-    assert "binfmtctl.service is not enabled" in x.message and x.fix == "binfmtctl persist enable"
+    assert "binfmtctl.service is not enabled" in x.message
+    # under --root the fix names the image (and its config), so it runs as printed
+    assert (
+        x.fix
+        == f"binfmtctl persist enable --root {root} --config {root}/etc/binfmtctl/entries.conf"
+    )
     p = run_cli(sandbox, "persist", "enable", "--root", str(root), env=where)
     assert p.returncode == 0, p.stdout + p.stderr
     rc, found, _ = doctor(sandbox, root=root, env=where)
@@ -1277,3 +1282,33 @@ def test_doctor_as_nobody(user: User) -> None:
     p = user.binfmtctl("doctor", "--fix", "--root", str(root), env=env)
     assert "Traceback" not in p.stderr and p.returncode == 1
     assert "FAILED (mount)" in p.stdout
+
+
+@pytest.mark.sandbox
+def test_a_live_entry_a_boot_source_registers_differently_is_a_finding(
+    sandbox: Sandbox, root: Path
+) -> None:
+    """install registered qemu-aarch64 with PF; the distro's binfmt.d file (OPF) wins at
+    boot: doctor says so, names the file and the difference, and both ways out."""
+    assert run_cli(sandbox, "install", "arm64", "--no-test").returncode == 0
+    live = live_register_string(sandbox, "qemu-aarch64")
+    assert live.endswith(":PF")
+    distro = root / "usr/lib/binfmt.d/qemu-aarch64.conf"
+    distro.parent.mkdir(parents=True)
+    distro.write_text(live[: -len("PF")] + "OPF\n")
+    rc, found, _ = doctor(sandbox, root=root)
+    f = by(found, "boot-differs", "qemu-aarch64")
+    assert rc == 1 and f.severity == "warning"
+    assert str(distro) in f.message and "flags POF instead of PF" in f.message
+    cfg = root / "etc/binfmt.d/zz-binfmtctl.conf"  # --root: the fix names the image's config
+    assert f.fix.startswith(f"binfmtctl persist save --config {cfg} qemu-aarch64"), f.fix
+    assert f"'{live[: -len('PF')]}POF'" in f.fix  # the kernel's flag order
+    # the same registration at boot: no finding
+    distro.write_text(live + "\n")
+    rc, found, _ = doctor(sandbox, root=root)
+    assert "boot-differs" not in {x.code for x in found}
+    # binfmtctl's config holds it (applied last, so it wins): config-not-live's business
+    distro.write_text(live[: -len("PF")] + "OPF\n")
+    write_config(root, live)
+    rc, found, _ = doctor(sandbox, root=root)
+    assert "boot-differs" not in {x.code for x in found}

@@ -203,7 +203,7 @@ def test_interp_past_the_end() -> None:
         (b"\xa7\x0d\x0d\x0a\x00\x00", "compiled Python bytecode"),
         (b"\x1f\x8b\x08\x00", "gzip"),
         (b"\x00\x01\x02\x03\xff\xfe", "data (starts with 00 01 02 03 ff fe)"),
-        (b"\x7fEL", "truncated ELF: only 3 byte(s)"),
+        (b"\x7fEL", "truncated ELF: only 3 bytes"),
         (b"\x7fELF\x03\x01\x01" + bytes(60), "EI_CLASS is 3"),
         (b"\x7fELF\x02\x00\x01" + bytes(60), "EI_DATA is 0"),
     ],

@@ -88,6 +88,24 @@ def test_identical_register_is_noop_and_different_is_refused(sandbox: Sandbox) -
     ]
 
 
+def test_register_refuses_to_replace_its_own_differing_entry_without_replace(
+    sandbox: Sandbox,
+) -> None:
+    """binfmtctl registered ``zz`` itself (it owns it): a differing ``zz`` is still refused
+    unless --replace, as --help, the README and design.md say."""
+    assert run_cli(sandbox, "register", ":zz:E::zz::/bin/cat:").returncode == 0
+    before = snapshot(sandbox)
+    p = run_cli(sandbox, "register", ":zz:E::zz::/bin/more:")
+    assert p.returncode == 1, p.stdout
+    assert "CONFLICT" in p.stdout and "--replace" in p.stderr
+    assert snapshot(sandbox) == before
+    p = run_cli(sandbox, "register", ":zz:E::zz::/bin/cat:")
+    assert p.returncode == 0 and "unchanged" in p.stdout
+    p = run_cli(sandbox, "register", "--replace", ":zz:E::zz::/bin/more:")
+    assert p.returncode == 0, p.stderr
+    assert snapshot(sandbox) == [("zz", "enabled\ninterpreter /bin/more\nflags: \nextension .zz\n")]
+
+
 def test_replace_restores_old_entry_when_new_one_fails(
     sandbox: Sandbox, busy_interpreter: str
 ) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from binfmtctl.binfmt_misc import entry_health, filesystems_has_binfmt, mount_state, parse_mountinfo
-from binfmtctl.entry import Entry
+from binfmtctl.binfmt_misc import filesystems_has_binfmt, mount_state, parse_mountinfo
 
 P = "/proc/sys/fs/binfmt_misc"
 MOUNTED = (
@@ -38,18 +37,3 @@ def test_mountinfo_escapes_and_other_paths() -> None:
     assert parse_mountinfo(line, "/tmp/with space") == ("binfmt_misc", "rw,rw")
     assert parse_mountinfo(line, P) is None
     assert filesystems_has_binfmt(FS) and not filesystems_has_binfmt("nodev\tbinfmt_misc_x\n")
-
-
-@pytest.mark.parametrize(
-    ("flags", "enabled", "errno", "health"),
-    [
-        ("", True, None, "ok"),
-        ("", False, None, "disabled"),
-        ("", True, "ENOENT", "interpreter-missing"),
-        ("F", True, "ENOENT", "pinned-interpreter-gone"),
-        ("", True, "EACCES", "interpreter-not-executable"),
-    ],
-)
-def test_entry_health(flags: str, enabled: bool, errno: str | None, health: str) -> None:
-    e = Entry("t", "M", "/x", flags=flags, magic=b"BM", enabled=enabled)
-    assert entry_health(e, errno) == health

@@ -60,3 +60,38 @@ def test_scan_counts_and_memory_is_flat(tmp_path: Path) -> None:
     assert len(r_big["unrunnable_examples"]) == 20  # type: ignore[arg-type]
     # 4x the files, no more than 8 MiB more peak RSS (ru_maxrss is in KiB)
     assert rss_big - rss_small < 8 * 1024, (rss_small, rss_big)
+
+
+def test_scan_counts_objects_core_dumps_and_archives_apart(tmp_path: Path) -> None:
+    """Relocatable objects, core dumps and ar archives are not programs: they are counted
+    apart, never as "other" architectures or as files nothing can run."""
+    from binfmtctl import table
+    from tests import elfgen
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    x86, arm64 = table.get_target("x86_64"), table.get_target("aarch64")
+    (tree / "crt1.o").write_bytes(elfgen.target_file(x86, e_type=elfgen.ET_REL))
+    (tree / "foreign.o").write_bytes(elfgen.target_file(arm64, e_type=elfgen.ET_REL))
+    (tree / "core").write_bytes(elfgen.target_file(arm64, e_type=4))
+    (tree / "libx.a").write_bytes(
+        b"!<arch>\n/               0           0     0     0       4         `\n"
+    )
+    (tree / "hello-arm64").write_bytes(probe.build_probe("aarch64"))
+    report, _ = scan(tree)
+    assert report["files"] == 5
+    assert report["not_executable"] == {"ET_REL": 2, "ET_CORE": 1, "archive": 1}
+    assert report["by_arch"] == {"aarch64": 1}
+    assert report["unrunnable"] == 1
+    assert report["unrunnable_examples"] == [str(tree / "hello-arm64")]
+    p = subprocess.run(
+        [sys.executable, "-m", "binfmtctl", "--mount", str(tree), "scan", str(tree)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (
+        "not executables: relocatable objects (ET_REL) 2, core dumps (ET_CORE) 1, ar archives 1"
+        in p.stdout
+    )
+    assert "1 ELF file nothing here can run" in p.stdout, p.stdout

@@ -125,3 +125,45 @@ def test_which_answers_cleanly_on_odd_files(
     assert p.returncode == 1  # the directory could not be examined
     assert "is a directory" in p.stdout
     assert "nothing can run it" in p.stdout
+
+
+def test_which_text_names_the_near_misses_without_crashing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Text output with live entries that do not match the file (it once died on KeyError)."""
+    for t in ("aarch64", "riscv64", "s390x"):
+        entry = table.get_target(t).entry(reporter(tmp_path, t), "")
+        assert run_cli(sandbox, "register", render_register_str(entry)).returncode == 0
+    arm64 = str(probe.write_probe("aarch64", tmp_path))
+    p = run_cli(sandbox, "which", "/bin/ls", arm64)
+    assert p.returncode == 0, p.stderr
+    assert "internal error" not in p.stderr
+    assert "runs natively on this host" in p.stdout
+    assert "not qemu-riscv64: e_machine is 0x003e (x86-64), entry expects 0x00f3" in p.stdout
+    assert "runs with: qemu-aarch64" in p.stdout
+
+
+def test_which_says_the_exec_fails_when_an_entry_without_f_has_no_interpreter(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """No F: the kernel opens the interpreter at each exec, so a missing one makes the exec
+    fail. ``which`` says so (exit 1) instead of "runs with", and the kernel agrees."""
+    missing = str(tmp_path / "gone" / "qemu-riscv64")
+    entry = table.get_target("riscv64").entry(missing, "")
+    assert run_cli(sandbox, "register", render_register_str(entry)).returncode == 0
+    rv = str(probe.write_probe("riscv64", tmp_path))
+    p = run_cli(sandbox, "which", rv)
+    assert p.returncode == 1, p.stdout
+    assert "runs with" not in p.stdout
+    assert f"would fail: qemu-riscv64 takes it, but its interpreter {missing} does not exist" in (
+        p.stdout
+    )
+    row = json.loads(run_cli(sandbox, "which", "--json", rv).stdout)[0]
+    assert row["handler"]["name"] == "qemu-riscv64" and row["exec_fails"]["errno"] == "ENOENT"
+    assert ran_by(sandbox, rv).startswith("exit 1:")  # the real exec fails: ENOENT
+    assert "No such file or directory" in ran_by(sandbox, rv)
+    # with F the interpreter is pinned at registration: a reporter that exists runs it
+    ok = table.get_target("riscv64").entry(reporter(tmp_path, "riscv64"), "F")
+    assert run_cli(sandbox, "register", "--replace", render_register_str(ok)).returncode == 0
+    p = run_cli(sandbox, "which", rv)
+    assert p.returncode == 0 and "runs with: qemu-riscv64" in p.stdout

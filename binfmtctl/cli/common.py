@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from binfmtctl.errors import BinfmtctlError, Problem, UsageError
+from binfmtctl.wording import plural
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -44,11 +45,29 @@ def print_problem(raw: bytes | None, p: Problem) -> None:
     if raw is not None and p.span is not None:
         for line in caret_lines(raw, p.span):
             click.echo(line)
-    click.echo(f"  fix: {p.fix}")
+    click.echo(f"  fix: {scoped(p.fix)}")
+
+
+def scoped(
+    fix: str, *, root: str | None = None, kernel: str | None = None, config: str | None = None
+) -> str:
+    """``fix`` carrying the options this command runs under (the global --mount from the
+    click context; --root, --kernel, --config as given), so it runs as printed."""
+    from binfmtctl.binfmt_misc import DEFAULT_MOUNT
+    from binfmtctl.fixscope import scope_fix
+
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Ctx) if ctx is not None else None
+    mount = obj.mount if obj is not None else None
+    if mount is not None and os.path.normpath(mount) == DEFAULT_MOUNT:
+        mount = None
+    if root is not None and os.path.normpath(root) == "/":
+        root = config = None
+    return scope_fix(fix, mount=mount, root=root, kernel=kernel, config=config)
 
 
 def fail(message: str, fix: str | None = None) -> NoReturn:
-    raise BinfmtctlError(message, fix=fix)
+    raise BinfmtctlError(message, fix=scoped(fix) if fix else fix)
 
 
 class Ctx:
@@ -113,8 +132,12 @@ def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
         for raw, errors in bad:
             click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
             for p in errors:
-                click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
-        fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
+                click.echo(
+                    f"  {p.field} [{p.errno}]: {p.message}\n  fix: {scoped(p.fix)}", err=True
+                )
+        fail(
+            f"{len(bad)} of {plural(len(raws), 'entry')} {'is' if len(bad) == 1 else 'are'} invalid; nothing was written"
+        )
     return entries
 
 
@@ -132,7 +155,7 @@ def _safety(entries: Sequence[Any], force: bool, *, private: bool = False) -> No
         if p.is_error:
             continue
         click.secho(f"warning: {p.message}", fg="yellow", err=True)
-        click.echo(f"  fix: {p.fix}", err=True)
+        click.echo(f"  fix: {scoped(p.fix)}", err=True)
     for p in errors:
         click.secho(
             ("warning (--force): " if force else "refused: ") + p.message,
@@ -140,7 +163,7 @@ def _safety(entries: Sequence[Any], force: bool, *, private: bool = False) -> No
             err=True,
         )
         if not force:
-            click.echo(f"  fix: {p.fix}", err=True)
+            click.echo(f"  fix: {scoped(p.fix)}", err=True)
     if errors and not force:
         fail(
             "refused for the host's safety; nothing was written",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
 
-from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
+from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, scoped
 from binfmtctl.cli.completion import complete_targets
 from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 _DOCTOR_HEADINGS = {"error": "ERRORS", "warning": "WARNINGS", "info": "INFO"}
 
@@ -103,11 +105,19 @@ def doctor(
         except ValueError as e:
             raise UsageError(str(e), fix="--kernel 4.4, --kernel 5.10, ...") from None
 
-    def check() -> list[Any]:
+    def raw_check() -> list[Any]:
         facts = doc.gather(
             obj.mount, root=root, proc=proc, kernel=kernel, targets=targets, probe=probe
         )
         return [facts, doc.run_checks(facts)]
+
+    def check() -> list[Any]:
+        facts, found = raw_check()
+        config = facts.persist.config_path
+        return [
+            facts,
+            [replace(f, fix=scoped(f.fix, root=root, kernel=kernel, config=config)) for f in found],
+        ]
 
     facts, findings = check()
     fixes: list[Any] = []
@@ -141,7 +151,7 @@ def doctor(
         counts = {s: sum(1 for f in findings if f.severity == s) for s in _DOCTOR_HEADINGS}
         if doc.has_problems(findings):
             click.secho(
-                f"{counts['error']} error(s), {counts['warning']} warning(s): see the fixes above",
+                f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}: see the fixes above",
                 fg="red" if counts["error"] else "yellow",
             )
         else:

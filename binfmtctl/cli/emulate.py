@@ -22,9 +22,11 @@ from binfmtctl.cli.common import (
     pass_ctx,
     refuse_in_use,
     scope_note,
+    scoped,
 )
 from binfmtctl.cli.completion import complete_targets, complete_uninstall
 from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 
 def _install_profile(kernel: str | None, dry_run: bool) -> Any:
@@ -55,7 +57,7 @@ def _print_install(
     for s in skipped:
         if s.refused:
             click.secho(f"REFUSED  {s.name}: {s.reason}", fg="red")
-            click.echo(f"  fix: {s.fix}")
+            click.echo(f"  fix: {scoped(s.fix)}")
         else:
             click.echo(f"skipped  {s.name}: {s.reason}")
     verb = {"add": "register", "replace": "replace", "keep": "unchanged", "conflict": "CONFLICT"}
@@ -74,7 +76,7 @@ def _print_install(
         if p.error is not None:
             click.secho(f"FAILED   {p.target.name}: {p.error}", fg="red")
             if p.fix:
-                click.echo(f"  fix: {p.fix}")
+                click.echo(f"  fix: {scoped(p.fix)}")
     for note, names in inst.group_notes(p for p in plans if p.ok):
         click.secho(
             f"{note.level} ({', '.join(names)}): {note.text}",
@@ -463,4 +465,4 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
     if bad:
         if as_json:
             sys.exit(ExitStatus.PROBLEMS)
-        fail(f"{len(bad)} of {len(results)} targets failed: {', '.join(bad)}")
+        fail(f"{len(bad)} of {plural(len(results), 'target')} failed: {', '.join(bad)}")

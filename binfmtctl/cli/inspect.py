@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx
+from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, scoped
 from binfmtctl.cli.completion import complete_targets
 from binfmtctl.errors import BinfmtctlError, ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 
 def _live_for_matching(obj: Ctx) -> tuple[list[Any], bool, str | None]:
@@ -40,19 +41,21 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
     the newest enabled match wins. For ELF entries that nearly match, names the
     first differing field ("e_machine is 0x00b7 (AArch64), entry expects 0x0028
     (ARM)"). Says when the host runs the file natively. Exit 1 if a FILE could not
-    be read.
+    be read, or if the entry that takes a FILE cannot start its interpreter (no F flag
+    and the interpreter is missing or not executable: the exec would fail).
 
     \b
     Examples:
       binfmtctl which ./hello-arm64
       binfmtctl which --json /srv/rootfs/bin/busybox
     """
+    from binfmtctl.binfmt_misc import open_exec_errno
     from binfmtctl.elf import NotElfError, read_elf, read_header
-    from binfmtctl.match import match
+    from binfmtctl.match import handler_exec_failure, match
 
     entries, enabled, note = _live_for_matching(obj)
     results: list[dict[str, Any]] = []
-    unreadable = 0
+    unreadable = failing = 0
     for path in files:
         row: dict[str, Any] = {
             "path": path,
@@ -74,6 +77,11 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
             row["not_elf"] = e.format_message()
         m = match(header, entries, path=path, status_enabled=enabled)
         row.update(m.to_json())
+        if m.handler is not None:
+            fails = handler_exec_failure(m.handler, open_exec_errno(m.handler.interpreter))
+            if fails is not None:
+                row["exec_fails"] = {**fails, "fix": scoped(fails["fix"])}
+                failing += 1
         if note:
             row["notes"] = [note, *row.get("notes", [])]
         results.append(row)
@@ -82,7 +90,7 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
     else:
         for r in results:
             _print_which(r)
-    if unreadable:
+    if unreadable or failing:
         sys.exit(ExitStatus.PROBLEMS)
 
 
@@ -97,7 +105,13 @@ def _print_which(r: dict[str, Any]) -> None:
         what = str(r.get("not_elf", "not ELF"))
     click.echo(f"{r['path']}: {what}")
     h = r["handler"]
-    if h:
+    fails = r.get("exec_fails")
+    if h and fails:
+        click.secho(
+            f"  would fail: {h['name']} takes it, but {fails['message']}", fg="red", bold=True
+        )
+        click.echo(f"  fix: {fails['fix']}")
+    elif h:
         click.secho(f"  runs with: {h['name']} -> {h['interpreter']}", fg="green")
     elif r["native"]:
         click.echo("  runs natively on this host")
@@ -107,7 +121,7 @@ def _print_which(r: dict[str, Any]) -> None:
         if c.get("state") != "handler":
             click.echo(f"  also matches {c['name']}: {c['reason']}")
     for nm in r["near_misses"]:
-        click.echo(f"  not {nm['entry']}: {nm['reason']}")
+        click.echo(f"  not {nm['name']}: {nm['message']}")
     for n in r.get("notes", []):
         click.echo(f"  note: {n}")
 
@@ -123,8 +137,10 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
     """Walk trees and count ELF files by architecture and by handler.
 
     Streams the tree (memory stays flat however large it is), reads only the first
-    bytes of each regular file, and reports the files that nothing can run (neither
-    natively nor through an enabled entry). Symlinks are not followed.
+    bytes of each regular file, and reports the executables that nothing can run
+    (neither natively nor through an enabled entry). Files that are not executables
+    (relocatable objects, core dumps, ar archives) are counted apart. Symlinks are not
+    followed.
 
     \b
     Examples:
@@ -132,12 +148,15 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
       binfmtctl scan --json --examples 5 /var/lib/containers
     """
     from binfmtctl import table
-    from binfmtctl.match import Matcher, native
+    from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.match import Matcher, handler_exec_failure, native, non_executable_kind
 
     entries, enabled, note = _live_for_matching(obj)
     matcher = Matcher(entries, status_enabled=enabled)
     by_arch: dict[str, int] = {}
     by_handler: dict[str, int] = {}
+    not_exec: dict[str, int] = {}
+    broken: dict[str, dict[str, str] | None] = {}  # handler -> why its exec fails
     stranded: list[str] = []
     stranded_n = files = elfs = errors = 0
     arch_cache: dict[bytes, tuple[str, bool]] = {}
@@ -155,8 +174,14 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
             errors += 1
             continue
         if header[:4] != b"\x7fELF":
+            if header.startswith(b"!<arch>\n"):
+                not_exec["archive"] = not_exec.get("archive", 0) + 1
             continue
         elfs += 1
+        kind = non_executable_kind(header)
+        if kind is not None:  # objects, core dumps: nothing runs them, nor should
+            not_exec[kind] = not_exec.get(kind, 0) + 1
+            continue
         key = header[4:6] + header[16:20] + header[36:40] + header[48:52]
         hit = arch_cache.get(key)
         if hit is None:
@@ -168,7 +193,9 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
         h = matcher.first(header, path)
         hname = h.name if h is not None else ("native" if is_native else "none")
         by_handler[hname] = by_handler.get(hname, 0) + 1
-        if h is None and not is_native:
+        if h is not None and h.name not in broken:
+            broken[h.name] = handler_exec_failure(h, open_exec_errno(h.interpreter))
+        if (h is None and not is_native) or (h is not None and broken[h.name] is not None):
             stranded_n += 1
             if len(stranded) < examples:
                 stranded.append(path)
@@ -179,22 +206,36 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
         "unreadable": errors,
         "by_arch": dict(sorted(by_arch.items(), key=lambda kv: -kv[1])),
         "by_handler": dict(sorted(by_handler.items(), key=lambda kv: -kv[1])),
+        "not_executable": {k: not_exec[k] for k in NOT_EXEC_WORDS if k in not_exec},
         "unrunnable": stranded_n,
         "unrunnable_examples": stranded,
-        "notes": [note] if note else [],
+        "notes": ([note] if note else [])
+        + [
+            f"{name} takes {plural(by_handler[name], 'file')} here, but {why['message']}"
+            for name, why in broken.items()
+            if why is not None
+        ],
     }
     if as_json:
         emit_json(report)
         return
-    click.echo(f"{files} files, {elfs} ELF, {errors} unreadable")
+    click.echo(f"{plural(files, 'file')}, {elfs} ELF, {errors} unreadable")
     click.echo("by architecture: " + ", ".join(f"{k} {v}" for k, v in report["by_arch"].items()))
     click.echo("by handler:      " + ", ".join(f"{k} {v}" for k, v in report["by_handler"].items()))
+    if not_exec:
+        click.echo(
+            "not executables: "
+            + ", ".join(
+                f"{NOT_EXEC_WORDS.get(k, k)} {v}" for k, v in report["not_executable"].items()
+            )
+            + " (not counted above: nothing runs them)"
+        )
     if stranded_n:
-        click.secho(f"{stranded_n} ELF files nothing here can run, e.g.:", fg="yellow")
+        click.secho(f"{plural(stranded_n, 'ELF file')} nothing here can run, e.g.:", fg="yellow")
         for p in stranded:
             click.echo(f"  {p}")
-    if note:
-        click.echo(f"note: {note}")
+    for n in report["notes"]:
+        click.echo(f"note: {n}")
 
 
 def _progress(as_json: bool) -> Any:
@@ -202,6 +243,13 @@ def _progress(as_json: bool) -> Any:
     from binfmtctl.progress import Progress
 
     return Progress(sys.stderr, sys.stderr.isatty() and not as_json)
+
+
+NOT_EXEC_WORDS = {
+    "ET_REL": "relocatable objects (ET_REL)",
+    "ET_CORE": "core dumps (ET_CORE)",
+    "archive": "ar archives",
+}
 
 
 def _walk(roots: Iterable[str]) -> Iterable[str]:

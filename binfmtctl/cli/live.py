@@ -24,6 +24,7 @@ from binfmtctl.cli.common import (
     refuse_in_use,
     report_actions,
     scope_note,
+    scoped,
 )
 from binfmtctl.cli.completion import complete_entries
 from binfmtctl.errors import ExitStatus, UsageError
@@ -32,13 +33,14 @@ from binfmtctl.errors import ExitStatus, UsageError
 def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]], int]:
     """The rows of ``status``/``show`` and how many processes could not be looked at."""
     from binfmtctl import usage
-    from binfmtctl.binfmt_misc import entry_health, open_exec_errno
+    from binfmtctl.health import entry_findings, health_of
 
     entries = bm.entries()
     wanted = [e for e in entries if not names or e.name in names]
     # no entry, no process walk (nor the psutil import)
     snap = usage.snapshot({e.interpreter for e in wanted}) if wanted else usage.Snapshot()
     owned = bm.owned()
+    findings = entry_findings(wanted, bm.profile)
     rows = []
     for order, e in enumerate(entries, start=1):
         if names and e.name not in names:
@@ -46,7 +48,10 @@ def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]
         row = e.to_json()
         row["order"] = order
         row["owner"] = "binfmtctl" if e.name in owned else None
-        row["health"] = entry_health(e, open_exec_errno(e.interpreter))
+        row["health"] = health_of(findings[e.name])
+        row["findings"] = [
+            {**f.to_json(), "fix": scoped(f.fix)} for f in findings[e.name] if f.is_problem
+        ]
         row["kind"] = _classify(e)
         row["processes"] = [p.to_json() for p in snap.users(e.interpreter)]
         rows.append(row)
@@ -60,6 +65,17 @@ def _hidden_note(hidden: int) -> None:
     note = hidden_note(hidden, root=os.geteuid() == 0, initial_userns=in_initial_user_namespace())
     if note:
         click.echo(f"note: {note}", err=True)
+
+
+def _no_such_entry(unknown: Sequence[str], live: Sequence[str], tail: str = "") -> None:
+    """Refuse names that are not live, suggesting the closest live names."""
+    from binfmtctl.wording import suggestion
+
+    hints = "".join(suggestion(n, live) for n in unknown[:1])
+    fail(
+        f"no entry named {', '.join(repr(n) for n in unknown)}{tail}{hints}",
+        fix="binfmtctl status lists every entry",
+    )
 
 
 def _classify(e: Any) -> Any:
@@ -83,9 +99,10 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
     The kernel tries the newest entry first: the first enabled entry that matches
     a file runs it. For each entry: enabled, type, magic/mask or extension,
     interpreter, flags, owner (binfmtctl if it registered it) and a one-word
-    health (ok, disabled, interpreter-missing, interpreter-not-executable,
-    pinned-interpreter-gone). Reads need no root where the table is mounted.
-
+    health: ok, or the most severe of doctor's findings about the entry (disabled,
+    interpreter-missing, pinned-interpreter-gone, interpreter-not-executable,
+    magic-bare-hex, host-hijack, ...: the same checks `binfmtctl doctor` runs; --json
+    lists them all, with their fixes). Reads need no root where the table is mounted.
     \b
     Examples:
       binfmtctl status
@@ -146,10 +163,7 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
                 )
         _hidden_note(hidden)
     if missing:
-        fail(
-            f"no entry named {', '.join(repr(n) for n in missing)}",
-            fix="binfmtctl status lists every entry",
-        )
+        _no_such_entry(missing, bm.names())
 
 
 @click.command(context_settings=CONTEXT)
@@ -179,7 +193,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
     bm = _open_for_read(obj)
     rows, hidden = _entry_rows(bm, [name])
     if not rows:
-        fail(f"no entry named {name!r}", fix="binfmtctl status lists every entry")
+        _no_such_entry([name], bm.names())
     e = bm.read(name)
     row = rows[0]
     row["register"] = render_register_str(e)
@@ -195,10 +209,16 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
     for line in kernel_view(e).splitlines():
         click.echo(f"  | {line}")
     click.echo(f"register string: {row['register']}")
+    for f in row["findings"]:
+        click.secho(
+            f"{f['severity']} {f['code']}: {f['message']}",
+            fg="red" if f["severity"] == "error" else "yellow",
+        )
+        click.echo(f"  fix: {f['fix']}")
     for f in e.flags:
         click.echo(f"  {f}: {FLAG_MEANING[f]}")
     if row["kind"]:
-        click.echo(f"recognised as: {row['kind']}")
+        click.echo(f"recognised as: {_kind_text(row['kind'])}")
     procs = row["processes"]
     click.echo(
         f"processes running through it: {len(procs)}"
@@ -209,6 +229,28 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
             f"  {p['pid']:>7}  {p['username'] or '?':<10} {' '.join(p['cmdline']) or p['name']}"
         )
     _hidden_note(hidden)
+
+
+_HOW = {
+    "exact": "QEMU's own magic and mask",
+    "equivalent": "matches exactly the files QEMU's magic and mask match",
+    "upstream": "QEMU's upstream bytes, which match no real binary",
+    "compatible": "matches this target's binaries with a magic/mask of its own",
+    "name": "by its name only: its magic does not match this target's binaries",
+}
+
+
+def _kind_text(kind: dict[str, Any]) -> str:
+    """``table.classify``'s record in words: what the entry is, and how that was told."""
+    text = str(kind.get("description") or kind.get("kind"))
+    if kind.get("kind") == "qemu":
+        text += f" (target {kind['target']}; {_HOW.get(str(kind.get('how')), kind.get('how'))})"
+        if kind.get("legacy"):
+            text += "; a legacy target"
+    also = kind.get("also_matches")
+    if also:
+        text += f"; it also matches {', '.join(also)} binaries"
+    return text
 
 
 @click.command(context_settings=CONTEXT)
@@ -271,7 +313,8 @@ def _register_locked(
 
     mounted = bm.mount_state().state == "mounted"
     live = bm.entries() if mounted else []
-    actions = plan_register(desired, live, replace=replace, owned=bm.owned() if mounted else {})
+    # a differing entry is refused unless --replace, whoever registered it (as --help says)
+    actions = plan_register(desired, live, replace=replace)
     conflicts = [a for a in actions if a.kind == "conflict"]
     if as_json and (dry_run or conflicts):
         emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
@@ -306,10 +349,7 @@ def _names_command(obj: Ctx, names: Sequence[str], op: str, force: bool = False)
     live = set(bm.names())
     unknown = [n for n in names if n not in live]
     if unknown:
-        fail(
-            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was changed",
-            fix="binfmtctl status lists every entry",
-        )
+        _no_such_entry(unknown, sorted(live), " (nothing was changed)")
     if op == "disable":
         refuse_in_use([bm.read(n) for n in dict.fromkeys(names)], force)
     for n in names:
@@ -397,10 +437,7 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
     live_names = {e.name for e in live}
     unknown = [n for n in names if n not in live_names]
     if unknown:
-        fail(
-            f"no entry named {', '.join(repr(n) for n in unknown)}; nothing was removed",
-            fix="binfmtctl status lists every entry",
-        )
+        _no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
     targets = list(names) + [n for n in bm.owned() if owned and n not in names]
     actions = plan_remove(targets, live)
     if dry_run:

@@ -21,14 +21,16 @@ from binfmtctl.cli.common import (
     file_option,
     pass_ctx,
     read_inputs,
+    scoped,
 )
 from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.wording import plural
 
 
 def _print_config_problems(problems: Sequence[Any], limit: int = 20) -> None:
     for p in problems[:limit]:
         click.secho(f"INVALID    {p.where}: {p.message}", fg="red")
-        click.echo(f"  fix: {p.fix}")
+        click.echo(f"  fix: {scoped(p.fix)}")
     if len(problems) > limit:
         click.echo(f"... and {len(problems) - limit} more (--json lists them all)")
 
@@ -43,7 +45,7 @@ def _print_apply(report: Any, table_path: str) -> None:
     for i in report.items:
         if not i.ok:
             click.secho(f"FAILED     {i.name}: {i.message}", fg="red")
-            click.echo(f"  fix: {i.fix}")
+            click.echo(f"  fix: {scoped(i.fix)}")
         else:
             word = ("would " if report.plan_only and i.action != "keep" else "") + verb[i.action]
             click.echo(
@@ -188,7 +190,7 @@ def export(
     if fmt == "update-binfmts":
         if output is None and len(files) > 1:
             raise UsageError(
-                f"update-binfmts format is one file per entry ({len(files)} entries)",
+                f"update-binfmts format is one file per entry ({plural(len(files), 'entry')})",
                 fix="binfmtctl export --format update-binfmts -o DIR",
             )
         if output is not None:
@@ -199,7 +201,7 @@ def export(
     data = b"".join(files.values())
     if output is not None:
         persist.atomic_write(Path(output), data)
-        click.echo(f"wrote {len(chosen)} entries to {output}", err=True)
+        click.echo(f"wrote {plural(len(chosen), 'entry')} to {output}", err=True)
         return
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
@@ -221,7 +223,7 @@ def _persist_add(
     if unsafe:
         for name, message, fix in unsafe:
             click.secho(f"refused: {name}: {message}", fg="red", err=True)
-            click.echo(f"  fix: {fix}", err=True)
+            click.echo(f"  fix: {scoped(fix)}", err=True)
         fail(
             "refused for the host's safety; nothing was written",
             fix="fix the entries, or pass --force",
@@ -425,7 +427,10 @@ def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool
     from binfmtctl import persist
 
     r = root or "/"
-    result = persist.status(r, config=persist.config_path(r, config), bm=obj.bm())
+    cfg_path = persist.config_path(r, config)
+    result = persist.status(r, config=cfg_path, bm=obj.bm())
+    for p in result["problems"]:
+        p["fix"] = scoped(p["fix"], root=root, config=config)
     if as_json:
         emit_json(result)
     else:
@@ -433,7 +438,7 @@ def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool
         click.echo(
             f"config: {cfg['path']}"
             + (
-                f" ({len(cfg['entries'])} entries{': ' if cfg['entries'] else ''}{', '.join(cfg['entries'])})"
+                f" ({plural(len(cfg['entries']), 'entry')}{': ' if cfg['entries'] else ''}{', '.join(cfg['entries'])})"
                 if cfg["exists"]
                 else " (missing)"
             )
@@ -523,9 +528,11 @@ def _parse_batch_grammar(raws: Sequence[bytes], profile: Any) -> list[Any]:
     for raw, errors in bad:
         click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
         for p in errors:
-            click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {p.fix}", err=True)
+            click.echo(f"  {p.field} [{p.errno}]: {p.message}\n  fix: {scoped(p.fix)}", err=True)
     if bad:
-        fail(f"{len(bad)} of {len(raws)} entries are invalid; nothing was written")
+        fail(
+            f"{len(bad)} of {plural(len(raws), 'entry')} {'is' if len(bad) == 1 else 'are'} invalid; nothing was written"
+        )
     names = [e.name for e in entries]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

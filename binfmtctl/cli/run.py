@@ -212,7 +212,7 @@ def _run(
         )
     if rp.refusals:
         raise rootless.RunRefused(
-            f"refused for the {len(rp.refusals)} reasons above; nothing ran",
+            f"refused for the {'reason' if len(rp.refusals) == 1 else f'{len(rp.refusals)} reasons'} above; nothing ran",
             fix=rp.refusals[0].fix,
         )
     _safety(rp.entries, False, private=True)

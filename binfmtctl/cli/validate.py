@@ -48,8 +48,7 @@ def validate(
       grep -h . /etc/binfmt.d/*.conf | binfmtctl validate -f - --json
     """
     from binfmtctl.binfmt_misc import open_exec_errno
-    from binfmtctl.rules import KernelProfile
-    from binfmtctl.rules import validate as do_validate
+    from binfmtctl.rules import KernelProfile, validate_contained
 
     try:
         profile = KernelProfile.parse(kernel) if kernel else KernelProfile.current_default()
@@ -63,7 +62,9 @@ def validate(
         )
     existing = _live_names(obj)
     verdicts = [
-        do_validate(raw + b"\n", profile, existing_names=existing, exec_check=open_exec_errno)
+        validate_contained(
+            raw + b"\n", profile, existing_names=existing, exec_check=open_exec_errno
+        )
         for raw in inputs
     ]
     _add_safety_warnings(verdicts)
@@ -80,7 +81,7 @@ def validate(
                 )
             else:
                 click.secho(
-                    f"INVALID ({v.errno})  {raw.decode('utf-8', 'backslashreplace')}",
+                    f"{'UNJUDGED' if v.internal_error else f'INVALID ({v.errno})'}  {raw.decode('utf-8', 'backslashreplace')}",
                     fg="red",
                     bold=True,
                 )
