@@ -1,3 +1,3 @@
-from binfmtctl.cli import entry_point
+from binfmtctl.fastpath import entry_point
 
 entry_point()

@@ -1,8 +1,10 @@
 """The one exception root, exit statuses, and the Problem record.
 
 Library code raises; only the CLI prints. Every user-facing failure is a
-``BinfmtctlError`` (a ``click.ClickException``), so click prints a one-line
-``Error: ...`` and exits with the error's ``exit_code``.
+``BinfmtctlError``: the command line prints :func:`error_line` (``Error: <message>``,
+then the fix line) on stderr and exits with the error's ``exit_code``. That mapping
+lives in one place, ``binfmtctl.cli``; this module does not import click, so the
+paths that never need click (``--version``, the boot-time ``apply``) do not pay for it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import enum
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
-import click
-
 
 class ExitStatus(enum.IntEnum):
     OK = 0
@@ -20,14 +20,21 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2  # bad invocation or unreadable input
 
 
-class BinfmtctlError(click.ClickException):
+class BinfmtctlError(Exception):
     """A failure a person can act on: the message names the cause and the fix."""
 
     exit_code = int(ExitStatus.PROBLEMS)
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.fix = fix
-        super().__init__(message if not fix else f"{message}\n  fix: {fix}")
+        self.message = message if not fix else f"{message}\n  fix: {fix}"
+        super().__init__(self.message)
+
+    def format_message(self) -> str:
+        return self.message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class UsageError(BinfmtctlError):
@@ -40,6 +47,11 @@ class CommandNotFound(BinfmtctlError):
     """The command given to run (sandbox, run) could not be executed (exit 127, as a shell)."""
 
     exit_code = 127
+
+
+def error_line(e: BinfmtctlError) -> str:
+    """What the user sees on stderr for ``e`` (as click prints its own errors)."""
+    return f"Error: {e.format_message()}"
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,27 @@ failed; 2 usage error or unreadable input.
 Each command lives in a module of this package, named for what it is about, and is
 imported only when it runs (``LazyGroup``): start-up pays for one command's
 definitions, not for all of them.
+
+The console script is :func:`binfmtctl.fastpath.entry_point`: it answers ``--version``
+and the boot-time ``apply`` without importing click and hands every other command line
+to :func:`_run_main`. ``BinfmtctlError`` does not depend on click; :class:`LazyGroup`
+maps it to click's ``Error: <message>`` and exit status, the one place that does.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 import click
 
 from binfmtctl import __version__
 from binfmtctl.cli.common import CONTEXT, Ctx, examples_last
-from binfmtctl.errors import ExitStatus
+from binfmtctl.errors import BinfmtctlError, ExitStatus
 
 #: command name -> "module:function", in the order --help lists them
 COMMANDS = {
@@ -80,6 +87,19 @@ class LazyGroup(click.Group):
         assert isinstance(cmd, click.Command), target
         return examples_last(cmd)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BinfmtctlError as e:
+            raise click_error(e.exit_code)(e.format_message()) from e
+
+
+@functools.cache
+def click_error(exit_code: int) -> type[click.ClickException]:
+    """The click exception that shows ``Error: <message>`` and exits ``exit_code`` (click
+    reads the status from the class)."""
+    return type(f"BinfmtctlError{exit_code}", (click.ClickException,), {"exit_code": exit_code})
+
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="binfmtctl")
@@ -127,18 +147,7 @@ def _run_main(argv: Iterable[str] | None = None) -> None:
 
 
 def entry_point() -> None:
-    """Console script: never a traceback for the user (BINFMTCTL_TRACEBACK=1 shows it)."""
-    try:
-        _run_main()
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as e:
-        if os.environ.get("BINFMTCTL_TRACEBACK"):
-            raise
-        click.echo(
-            f"Error: internal error: {type(e).__name__}: {e} (set BINFMTCTL_TRACEBACK=1 for details; please report it)",
-            err=True,
-        )
-        sys.exit(ExitStatus.PROBLEMS)
+    """The console script (also where older installed scripts point): see :mod:`binfmtctl.fastpath`."""
+    from binfmtctl.fastpath import entry_point as fast_entry_point
+
+    fast_entry_point()

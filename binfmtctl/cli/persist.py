@@ -28,54 +28,31 @@ from binfmtctl.wording import plural
 
 
 def _print_config_problems(problems: Sequence[Any], limit: int = 20) -> None:
-    for p in problems[:limit]:
-        click.secho(f"INVALID    {p.where}: {p.message}", fg="red")
-        click.echo(f"  fix: {scoped(p.fix)}")
-    if len(problems) > limit:
-        click.echo(f"... and {len(problems) - limit} more (--json lists them all)")
+    from binfmtctl.fastpath import config_problem_lines
+
+    _echo_lines(config_problem_lines(problems, limit, scoped))
 
 
 def _print_apply(report: Any, table_path: str) -> None:
-    verb = {"add": "register", "replace": "replace", "keep": "unchanged"}
-    n = len(report.items)
-    click.echo(
-        f"config {report.config}: {n} entr{'y' if n == 1 else 'ies'}; live table {table_path}"
-        + (" (plan: nothing is changed)" if report.plan_only else "")
-    )
-    for i in report.items:
-        if not i.ok:
-            click.secho(f"FAILED     {i.name}: {i.message}", fg="red")
-            click.echo(f"  fix: {scoped(i.fix)}")
+    from binfmtctl.fastpath import apply_lines
+
+    _echo_lines(apply_lines(report, table_path, scoped))
+
+
+def _echo_lines(lines: Sequence[tuple[str, str | None]]) -> None:
+    """Coloured lines through secho, the others through echo (secho adds a reset code)."""
+    for text, fg in lines:
+        if fg:
+            click.secho(text, fg=fg)
         else:
-            word = ("would " if report.plan_only and i.action != "keep" else "") + verb[i.action]
-            click.echo(
-                f"{word:<16} {i.name:<22} {i.entry.interpreter}"
-                + (f"  ({i.message})" if i.message else "")
-            )
-        for w in i.warnings:
-            click.secho(f"  warning: {w}", fg="yellow")
-    _print_config_problems(report.problems)
-    for note in report.notes:
-        click.echo(f"note: {note}")
-    if report.items:
-        what = "would be" if report.plan_only else "were"
-        counts = ", ".join(
-            f"{report.count(k)} {label}"
-            for k, label in (
-                ("add", "to register" if report.plan_only else "registered"),
-                ("replace", "to replace" if report.plan_only else "replaced"),
-                ("keep", "unchanged"),
-            )
-        )
-        click.echo(
-            f"{'plan' if report.plan_only else 'done'}: {counts}; entries not in the config {what} left alone"
-        )
+            click.echo(text)
 
 
 def _apply_and_report(
     obj: Ctx, config: str | None, *, plan_only: bool, force: bool, as_json: bool
 ) -> None:
     from binfmtctl import persist
+    from binfmtctl.fastpath import apply_failure
 
     bm = obj.bm()
     report = persist.apply_config(
@@ -87,17 +64,9 @@ def _apply_and_report(
             sys.exit(ExitStatus.PROBLEMS)
         return
     _print_apply(report, bm.path)
-    if not report.ok:
-        bad = [i.name for i in report.failed] + [p.where for p in report.problems]
-        fail(
-            f"{len(bad)} config entr{'y' if len(bad) == 1 else 'ies'} could not be applied: {', '.join(bad)}"
-            + (
-                ""
-                if plan_only or len(report.items) == len(report.failed)
-                else "; the others were applied"
-            ),
-            fix="see the FAILED / INVALID lines above",
-        )
+    failure = apply_failure(report, scoped)
+    if failure is not None:
+        raise failure
 
 
 def _pick_live(

@@ -1,0 +1,224 @@
+"""The console entry point, and the two invocations it answers without click.
+
+``binfmtctl --version`` and the boot-time ``binfmtctl apply`` (what binfmtctl.service
+runs: ``apply`` with at most ``--config FILE``, after at most ``--mount PATH``) are
+answered here; every other command line goes to the click CLI (:mod:`binfmtctl.cli`).
+Importing click costs more than starting the interpreter, so these two pay only for what
+they use. Output and exit statuses are the click path's, byte for byte (the tests run
+both paths on the same inputs): the apply report is rendered by :func:`apply_lines` for
+both, and errors are mapped by :func:`binfmtctl.errors.error_line` for both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from binfmtctl import __version__
+from binfmtctl.errors import BinfmtctlError, ExitStatus, error_line
+
+VERSION_LINE = f"binfmtctl, version {__version__}"
+
+#: click.style's SGR codes for the colours the apply report uses
+_SGR = {"red": 31, "yellow": 33}
+
+
+def parse_fast(argv: Sequence[str]) -> tuple[str, dict[str, str]] | None:
+    """("version", {}) or ("apply", {"mount": ..., "config": ...}) when this module answers
+    ``argv``; None sends it to click. Pure. Only the exact shapes the unit and ``--version``
+    use are taken; anything else (help, --plan, --json, a repeated or empty option) is
+    click's, so no option is ever parsed two ways."""
+    args = list(argv)
+    if args in (["--version"], ["-V"]):
+        return ("version", {})
+    opts: dict[str, str] = {}
+
+    def take(name: str) -> bool:
+        flag = f"--{name}"
+        if not args or name in opts:
+            return False
+        if args[0].startswith(flag + "="):
+            opts[name] = args.pop(0)[len(flag) + 1 :]
+        elif args[0] == flag and len(args) >= 2:
+            opts[name] = args[1]
+            del args[:2]
+        else:
+            return False
+        return True
+
+    take("mount")
+    if args[:1] != ["apply"]:
+        return None
+    del args[0]
+    take("config")
+    if args or any(not v or v.startswith("-") for v in opts.values()):
+        return None
+    return ("apply", opts)
+
+
+def styled(text: str, fg: str | None, tty: bool) -> str:
+    """``click.secho(text, fg=fg)``'s bytes: SGR colour on a terminal, plain text otherwise."""
+    if fg is None or not tty:
+        return text
+    return f"\x1b[{_SGR[fg]}m{text}\x1b[0m"
+
+
+def _same(fix: str) -> str:
+    return fix
+
+
+def apply_lines(
+    report: Any, table_path: str, scope: Callable[[str], str] = _same
+) -> list[tuple[str, str | None]]:
+    """The human report of ``apply`` as (line, colour) pairs; the click command prints the same.
+    ``scope`` makes each fix carry the options the command runs under (``--mount``)."""
+    out: list[tuple[str, str | None]] = []
+    verb = {"add": "register", "replace": "replace", "keep": "unchanged"}
+    n = len(report.items)
+    out.append(
+        (
+            f"config {report.config}: {n} entr{'y' if n == 1 else 'ies'}; live table {table_path}"
+            + (" (plan: nothing is changed)" if report.plan_only else ""),
+            None,
+        )
+    )
+    for i in report.items:
+        if not i.ok:
+            out.append((f"FAILED     {i.name}: {i.message}", "red"))
+            out.append((f"  fix: {scope(i.fix)}", None))
+        else:
+            word = ("would " if report.plan_only and i.action != "keep" else "") + verb[i.action]
+            out.append(
+                (
+                    f"{word:<16} {i.name:<22} {i.entry.interpreter}"
+                    + (f"  ({i.message})" if i.message else ""),
+                    None,
+                )
+            )
+        out.extend((f"  warning: {w}", "yellow") for w in i.warnings)
+    out.extend(config_problem_lines(report.problems, scope=scope))
+    out.extend((f"note: {note}", None) for note in report.notes)
+    if report.items:
+        what = "would be" if report.plan_only else "were"
+        counts = ", ".join(
+            f"{report.count(k)} {label}"
+            for k, label in (
+                ("add", "to register" if report.plan_only else "registered"),
+                ("replace", "to replace" if report.plan_only else "replaced"),
+                ("keep", "unchanged"),
+            )
+        )
+        out.append(
+            (
+                f"{'plan' if report.plan_only else 'done'}: {counts}; entries not in the config {what} left alone",
+                None,
+            )
+        )
+    return out
+
+
+def config_problem_lines(
+    problems: Sequence[Any], limit: int = 20, scope: Callable[[str], str] = _same
+) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for p in problems[:limit]:
+        out.append((f"INVALID    {p.where}: {p.message}", "red"))
+        out.append((f"  fix: {scope(p.fix)}", None))
+    if len(problems) > limit:
+        out.append((f"... and {len(problems) - limit} more (--json lists them all)", None))
+    return out
+
+
+def apply_failure(report: Any, scope: Callable[[str], str] = _same) -> BinfmtctlError | None:
+    """The error ``apply`` ends with when some entry could not be applied, else None."""
+    if report.ok:
+        return None
+    bad = [i.name for i in report.failed] + [p.where for p in report.problems]
+    return BinfmtctlError(
+        f"{len(bad)} config entr{'y' if len(bad) == 1 else 'ies'} could not be applied: {', '.join(bad)}"
+        + (
+            ""
+            if report.plan_only or len(report.items) == len(report.failed)
+            else "; the others were applied"
+        ),
+        fix=scope("see the FAILED / INVALID lines above"),
+    )
+
+
+def fix_scope(mount: str | None) -> Callable[[str], str]:
+    """What ``binfmtctl.cli.common.scoped`` does for apply: fixes name the --mount the
+    command runs under (the option, else $BINFMTCTL_MOUNT, as click reads it), unless it
+    is the default."""
+    from binfmtctl.binfmt_misc import DEFAULT_MOUNT
+
+    mount = mount or os.environ.get("BINFMTCTL_MOUNT") or None
+    if mount is None or os.path.normpath(mount) == DEFAULT_MOUNT:
+        return _same
+    from binfmtctl.fixscope import scope_fix
+
+    return lambda fix: scope_fix(fix, mount=mount)
+
+
+def run_apply(mount: str | None, config: str | None) -> int:
+    """``binfmtctl apply`` without click: the same core call, report and exit status."""
+    from binfmtctl import persist
+    from binfmtctl.binfmt_misc import BinfmtMisc
+
+    bm = BinfmtMisc(mount)
+    report = persist.apply_config(bm, persist.config_path(override=config))
+    scope = fix_scope(mount)
+    tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # as the click path
+    lines = apply_lines(report, bm.path, scope)
+    sys.stdout.write("".join(styled(t, fg, tty) + "\n" for t, fg in lines))
+    sys.stdout.flush()
+    failure = apply_failure(report, scope)
+    if failure is not None:
+        raise failure
+    return int(ExitStatus.OK)
+
+
+def run_fast(argv: Sequence[str]) -> int | None:
+    """Answer ``argv`` here and return the exit status, or None for click to answer it."""
+    parsed = parse_fast(argv)
+    if parsed is None:
+        return None
+    what, opts = parsed
+    if what == "version":
+        sys.stdout.write(VERSION_LINE + "\n")
+        return int(ExitStatus.OK)
+    try:
+        return run_apply(opts.get("mount"), opts.get("config"))
+    except BinfmtctlError as e:
+        sys.stdout.flush()
+        sys.stderr.write(error_line(e) + "\n")
+        return e.exit_code
+
+
+def entry_point() -> None:
+    """Console script: never a traceback for the user (BINFMTCTL_TRACEBACK=1 shows it)."""
+    argv = sys.argv[1:]
+    try:
+        code = run_fast(argv)
+        if code is None:
+            from binfmtctl.cli import _run_main
+
+            _run_main(argv)
+            return
+        sys.stdout.flush()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(ExitStatus.PROBLEMS)
+    except Exception as e:
+        if os.environ.get("BINFMTCTL_TRACEBACK"):
+            raise
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"Error: internal error: {type(e).__name__}: {e} (set BINFMTCTL_TRACEBACK=1 for details; please report it)\n"
+        )
+        sys.exit(ExitStatus.PROBLEMS)
+    sys.exit(code)
