@@ -20,7 +20,6 @@ import fcntl
 import json
 import os
 import stat
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -350,6 +349,8 @@ class BinfmtMisc:
         refusal = mount_refusal(self.path, _dir_contents(self.path))
         if refusal is not None:
             raise NotMounted(refusal[0], fix=refusal[1])
+        import subprocess  # only here: the boot-time apply usually finds it mounted
+
         proc = subprocess.run(
             ["mount", "-t", "binfmt_misc", "binfmt_misc", self.path],
             capture_output=True,

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
 from binfmtctl import __version__
-from binfmtctl.errors import BinfmtctlError, ExitStatus, error_line
 
+#: ``--version`` imports nothing else: typing, the error types (dataclasses, enum) and the
+#: core are imported by the path that uses them
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from binfmtctl.errors import BinfmtctlError
+
+OK, PROBLEMS = 0, 1  # binfmtctl.errors.ExitStatus, without importing it
 VERSION_LINE = f"binfmtctl, version {__version__}"
 
 #: click.style's SGR codes for the colours the apply report uses
@@ -133,6 +140,8 @@ def config_problem_lines(
 
 def apply_failure(report: Any, scope: Callable[[str], str] = _same) -> BinfmtctlError | None:
     """The error ``apply`` ends with when some entry could not be applied, else None."""
+    from binfmtctl.errors import BinfmtctlError
+
     if report.ok:
         return None
     bad = [i.name for i in report.failed] + [p.where for p in report.problems]
@@ -176,7 +185,7 @@ def run_apply(mount: str | None, config: str | None) -> int:
     failure = apply_failure(report, scope)
     if failure is not None:
         raise failure
-    return int(ExitStatus.OK)
+    return OK
 
 
 def run_fast(argv: Sequence[str]) -> int | None:
@@ -187,7 +196,9 @@ def run_fast(argv: Sequence[str]) -> int | None:
     what, opts = parsed
     if what == "version":
         sys.stdout.write(VERSION_LINE + "\n")
-        return int(ExitStatus.OK)
+        return OK
+    from binfmtctl.errors import BinfmtctlError, error_line
+
     try:
         return run_apply(opts.get("mount"), opts.get("config"))
     except BinfmtctlError as e:
@@ -212,7 +223,7 @@ def entry_point() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
-        sys.exit(ExitStatus.PROBLEMS)
+        sys.exit(PROBLEMS)
     except Exception as e:
         if os.environ.get("BINFMTCTL_TRACEBACK"):
             raise
@@ -220,5 +231,5 @@ def entry_point() -> None:
         sys.stderr.write(
             f"Error: internal error: {type(e).__name__}: {e} (set BINFMTCTL_TRACEBACK=1 for details; please report it)\n"
         )
-        sys.exit(ExitStatus.PROBLEMS)
+        sys.exit(PROBLEMS)
     sys.exit(code)

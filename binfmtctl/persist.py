@@ -39,15 +39,11 @@ import errno as errno_mod
 import fcntl
 import json
 import os
-import shlex
-import site
 import stat
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from binfmtctl import hijack, safety, trust
 from binfmtctl.binfmt_misc import BinfmtMisc, NotMounted, open_exec_errno
@@ -64,6 +60,12 @@ from binfmtctl.entry import (
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.plan import Action, plan_register
 from binfmtctl.rules import KernelProfile, validate
+
+#: typing and subprocess are not imported at run time: the boot-time apply does not need them
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from typing import Any
 
 UNIT_NAME = "binfmtctl.service"
 #: the target whose ``.wants/`` holds the enablement link (the unit's ``WantedBy=``)
@@ -1292,6 +1294,8 @@ def systemd_quote(word: str) -> str:
 
 def parse_exec_line(value: str) -> list[str]:
     """Words of an ``ExecStart=`` value as rendered by :func:`systemd_quote`."""
+    import shlex
+
     words = shlex.split(value.lstrip("@-:+!"), posix=True)
     return [w.replace("%%", "%").replace("$$", "$") for w in words]
 
@@ -1309,6 +1313,8 @@ def unit_settings(text: str, key: str) -> list[str]:
 def unit_exec(text: str) -> tuple[list[str], dict[str, str]]:
     """(ExecStart argv, Environment) of a rendered unit: what systemd runs. A line that
     cannot be split (unbalanced quotes in a hand edit) reads as empty."""
+    import shlex
+
     execs = unit_settings(text, "ExecStart")
     try:
         argv = parse_exec_line(execs[-1]) if execs else []
@@ -1338,6 +1344,8 @@ def self_command() -> tuple[list[str], dict[str, str]]:
     ):
         return [os.path.abspath(argv0)], {}
     parent = str(Path(__file__).resolve().parent.parent)
+    import site
+
     default = {os.path.realpath(p) for p in site.getsitepackages()}
     env = {} if os.path.realpath(parent) in default else {"PYTHONPATH": parent}
     return [sys.executable, "-m", "binfmtctl"], env
@@ -1390,6 +1398,8 @@ def systemd_booted(root: str = "/") -> bool:
 
 def systemctl(*args: str) -> subprocess.CompletedProcess[str]:
     """The one place binfmtctl runs ``systemctl`` (tests fake exactly these command lines)."""
+    import subprocess
+
     try:
         return subprocess.run(
             ["systemctl", *args], capture_output=True, text=True, check=False, timeout=120

@@ -1,0 +1,285 @@
+"""The click-free fast path answers exactly as the click CLI does, and imports what it uses.
+
+Every comparison runs both paths on the same input and state: the fast path through the
+console entry point (``binfmtctl.fastpath.entry_point``), the click path through
+``binfmtctl.cli._run_main`` (what the entry point hands other command lines to).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from binfmtctl import __version__, fastpath, persist
+from binfmtctl.entry import parse_register
+from binfmtctl.sandbox import Sandbox
+from tests.conftest import ROOT, register_raw, snapshot
+
+MNT = "/proc/sys/fs/binfmt_misc"
+AARCH64 = (
+    r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
+    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+    r":/usr/libexec/qemu-binfmt/aarch64-binfmt-P:PF"
+)
+S390X_GONE = (
+    r":qemu-s390x:M::\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x16"
+    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff"
+    r":/opt/gone/qemu-s390x-static:F"
+)
+WSL = ":WSLInterop:M::MZ::/init:P"
+HEAVY = {"click", "yaml", "_yaml", "elftools", "psutil"}
+
+#: runs one path ("fast" or "click") on argv, then reports the modules it imported on $MODULES_FD
+HARNESS = """
+import os, sys
+path, argv = sys.argv[1], sys.argv[2:]
+sys.argv = ["binfmtctl", *argv]
+try:
+    if path == "fast":
+        from binfmtctl.fastpath import entry_point
+        entry_point()
+    else:
+        from binfmtctl.cli import _run_main
+        _run_main(argv)
+    code = 0
+except SystemExit as e:
+    code = e.code
+sys.stdout.flush()
+modules = sorted(sys.modules)
+import json
+os.write(int(os.environ["MODULES_FD"]), json.dumps(modules).encode())
+sys.exit(code)
+"""
+
+
+def run_path(
+    path: str, *args: str, box: Sandbox | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str, set[str]]:
+    """(exit status, stdout, stderr, modules imported) of one path, in ``box`` if given."""
+    r, w = os.pipe()
+    argv = [sys.executable, "-c", HARNESS, path, *args]
+    e = {**(box.env(env) if box else {**os.environ, **(env or {})}), "PYTHONPATH": str(ROOT)}
+    e["MODULES_FD"] = str(w)
+    cmd = box.command(argv) if box else argv
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(w,), env=e)
+    os.close(w)
+    out, err = p.communicate(timeout=120)
+    with os.fdopen(r, "rb") as f:
+        raw = f.read()
+    modules = set(json.loads(raw)) if raw else set()
+    return p.returncode, out.decode(), err.decode(), modules
+
+
+# -- which command lines the fast path takes -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--version"], ("version", {})),
+        (["-V"], ("version", {})),
+        (["apply"], ("apply", {})),
+        (["apply", "--config", "/c"], ("apply", {"config": "/c"})),
+        (["apply", "--config=/c"], ("apply", {"config": "/c"})),
+        (["--mount", "/m", "apply"], ("apply", {"mount": "/m"})),
+        (["--mount=/m", "apply", "--config", "/c"], ("apply", {"mount": "/m", "config": "/c"})),
+    ],
+)
+def test_the_fast_shapes(argv: list[str], expected: tuple[str, dict[str, str]]) -> None:
+    assert fastpath.parse_fast(argv) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--help"],
+        ["--version", "--help"],
+        ["apply", "--plan"],
+        ["apply", "--json"],
+        ["apply", "--force"],
+        ["apply", "--help"],
+        ["apply", "--config"],
+        ["apply", "--config", ""],
+        ["apply", "--config", "--json"],
+        ["apply", "--config", "a", "--config", "b"],
+        ["--mount", "/m", "--mount", "/n", "apply"],
+        ["apply", "x"],
+        ["status"],
+        ["validate", "--version"],
+        ["--mount", "apply"],
+    ],
+)
+def test_everything_else_goes_to_click(argv: list[str]) -> None:
+    assert fastpath.parse_fast(argv) is None
+
+
+def test_colour_is_clicks() -> None:
+    for fg in ("red", "yellow"):
+        assert fastpath.styled("FAILED x", fg, tty=True) == click.style("FAILED x", fg=fg)
+        assert fastpath.styled("FAILED x", fg, tty=False) == "FAILED x"
+    assert fastpath.styled("plain", None, tty=True) == "plain"
+
+
+# -- --version -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_is_the_same_on_both_paths_and_imports_nothing(flag: str) -> None:
+    fast = run_path("fast", flag)
+    slow = run_path("click", flag)
+    assert fast[:3] == slow[:3] == (0, f"binfmtctl, version {__version__}\n", "")
+    ours = {m for m in fast[3] if m.startswith("binfmtctl")}
+    assert ours == {"binfmtctl", "binfmtctl.fastpath"}, ours
+    assert not (HEAVY | {"typing", "dataclasses", "enum"}) & fast[3]
+    assert "click" in slow[3]  # the comparison really ran the click path
+
+
+def test_validate_imports_no_yaml_elftools_psutil() -> None:
+    code, out, _, modules = run_path("fast", "validate", ":t:M::\\x7fELF\\x02::/bin/true:")
+    assert code == 0 and out.startswith("ok  ")
+    assert not {"yaml", "_yaml", "elftools", "psutil"} & {m.split(".")[0] for m in modules}
+    assert "binfmtctl.table" not in modules
+
+
+def test_errors_do_not_import_click() -> None:
+    code = "import sys, binfmtctl.errors; print('click' in sys.modules)"
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    assert p.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "first_line"),
+    [
+        (["validate"], 2, "Error: nothing to validate: give ENTRY arguments or -f FILE"),
+        (["validate", "--kernel", "banana", ":t:M::BM::/bin/true:"], 2, "Error: not a kernel"),
+        (["register", ":t:X::a::/bin/true:"], 1, "Error: 1 of 1 entries are invalid"),
+        (["sandbox", "--", "/nonexistent/cmd"], 127, "Error: cannot run '/nonexistent/cmd'"),
+    ],
+)
+def test_click_shows_binfmtctl_errors_as_before(
+    args: list[str], status: int, first_line: str
+) -> None:
+    """BinfmtctlError is no ClickException any more: the CLI maps it to the same one line
+    (plus the fix line) and status."""
+    code, _, err, _ = run_path("click", *args, env={"BINFMTCTL_MOUNT": "/nonexistent/mnt"})
+    assert code == status and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith(first_line), err
+    if args == ["validate"]:
+        assert err.endswith(
+            "\n  fix: binfmtctl validate ':name:M::magic::/path/to/interpreter:F'\n"
+        )
+
+
+# -- apply ---------------------------------------------------------------------------------------
+def reset(box: Sandbox, *lines: str) -> None:
+    """The table back to exactly ``lines`` (registered behind binfmtctl's back), no state."""
+    for name, _ in snapshot(box):
+        assert box.run(["sh", "-c", f"echo -1 > {MNT}/{name}"]).returncode == 0
+    shutil.rmtree(box.state_dir, ignore_errors=True)
+    for line in lines:
+        register_raw(box, line)
+
+
+def both_paths(
+    box: Sandbox, args: list[str], env: dict[str, str], before: tuple[str, ...]
+) -> tuple[int, str, str]:
+    """Run ``args`` through the fast path and through click, each from the table ``before``;
+    assert they said and did the same thing; return what they said."""
+    reset(box, *before)
+    fast = run_path("fast", *args, box=box, env=env)
+    after_fast = snapshot(box)
+    reset(box, *before)
+    slow = run_path("click", *args, box=box, env=env)
+    assert fast[:3] == slow[:3], (fast[:3], slow[:3])
+    assert snapshot(box) == after_fast
+    assert not (HEAVY & {m.split(".")[0] for m in fast[3]}), HEAVY & fast[3]
+    assert not {m for m in fast[3] if m.startswith("binfmtctl.cli")}
+    assert "click" in slow[3]
+    return fast[:3]
+
+
+def test_apply_is_the_same_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> None:
+    box = sandbox
+    cfg = tmp_path / "binfmtctl.conf"
+    env = {"BINFMTCTL_CONFIG": str(cfg)}
+    persist.write_config(cfg, [parse_register(AARCH64)])
+    status, out, err = both_paths(box, ["apply"], env, (WSL,))
+    assert status == 0 and err == ""
+    assert "register         qemu-aarch64" in out and out.endswith("left alone\n")
+    # idempotent: the second run finds it in place
+    status, out, _ = both_paths(box, ["apply"], env, (WSL, AARCH64))
+    assert status == 0 and "unchanged        qemu-aarch64" in out
+
+
+def test_apply_failures_are_the_same_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> None:
+    box = sandbox
+    cfg = tmp_path / "binfmtctl.conf"
+    persist.write_config(cfg, [parse_register(AARCH64), parse_register(S390X_GONE)])
+    with cfg.open("a") as f:
+        f.write(":broken:X::abc::/bin/true:\n")  # an INVALID line
+    status, out, err = both_paths(box, ["apply"], {"BINFMTCTL_CONFIG": str(cfg)}, (WSL,))
+    assert status == 1
+    assert "FAILED     qemu-s390x" in out and "INVALID    " in out
+    assert err.startswith("Error: 2 config entries could not be applied: qemu-s390x, ")
+    assert err.endswith("\n  fix: see the FAILED / INVALID lines above\n")
+
+
+def test_apply_as_the_unit_runs_it_is_the_same_on_both_paths(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    box = sandbox
+    cfg = tmp_path / "unit.conf"
+    persist.write_config(cfg, [parse_register(AARCH64)])
+    args = ["--mount", MNT, "apply", "--config", str(cfg)]
+    assert fastpath.parse_fast(args) is not None
+    status, out, _ = both_paths(box, args, {"BINFMTCTL_CONFIG": "/nonexistent"}, ())
+    assert status == 0 and f"config {cfg}: 1 entry; live table {MNT}" in out
+
+
+def test_apply_refusal_is_the_same_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> None:
+    box = sandbox
+    cfg = tmp_path / "open.conf"
+    persist.write_config(cfg, [parse_register(AARCH64)])
+    cfg.chmod(0o666)
+    status, out, err = both_paths(box, ["apply"], {"BINFMTCTL_CONFIG": str(cfg)}, ())
+    assert status == 1 and out == ""
+    assert err.startswith(f"Error: {cfg} can be changed by a non-root user")
+    assert snapshot(box) == []
+
+
+def test_a_config_error_is_the_same_on_both_paths(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.conf"
+    cfg.mkdir()  # refused before anything is mounted or written
+    args = ["--mount", str(tmp_path / "m"), "apply", "--config", str(cfg)]
+    fast, slow = run_path("fast", *args), run_path("click", *args)
+    assert fast[:3] == slow[:3]
+    assert fast[0] == 2 and fast[2].startswith(f"Error: {cfg} is a directory"), fast
+
+
+def test_an_internal_error_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(argv: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fastpath, "run_fast", boom)
+    monkeypatch.setattr(sys, "argv", ["binfmtctl", "apply"])
+    monkeypatch.delenv("BINFMTCTL_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        fastpath.entry_point()
+    assert exc.value.code == 1
+    assert capsys.readouterr().err == (
+        "Error: internal error: RuntimeError: boom "
+        "(set BINFMTCTL_TRACEBACK=1 for details; please report it)\n"
+    )
