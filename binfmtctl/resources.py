@@ -7,11 +7,14 @@ checkout has them at their source paths (``data/magic_table.yaml``,
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
-from typing import Any
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+PACKAGE = Path(__file__).resolve().parent
+CHECKOUT = PACKAGE.parent
 
 
 def locate(
@@ -23,7 +26,9 @@ def locate(
     tests give their own. Callers raise their own error when nothing is found.
     """
     if package_dir is None:
-        package_dir = importlib.resources.files("binfmtctl")
+        # the package's directory: what importlib.resources.files() gives for an installed
+        # package, without importing importlib.resources (and typing) at start-up
+        package_dir = PACKAGE
     packaged = package_dir / "data" / name
     if packaged.is_file():
         return packaged, packaged, None

@@ -335,15 +335,24 @@ def parse_table(data: Mapping[str, Any], source: str = "<data>") -> Table:
 
 
 def load_table(resource: Resource | str | os.PathLike[str]) -> Table:
-    """Read and parse a table file (uncached)."""
-    import yaml  # lazy: only the commands that need the table pay for PyYAML
+    """Read and parse a table file (uncached). The shipped table is taken from its compiled
+    form (:mod:`binfmtctl.table_compiled`) when that was compiled from this very text."""
+    from binfmtctl import table_compiled
 
     res: Resource = Path(resource) if isinstance(resource, (str, os.PathLike)) else resource
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
-        data = yaml.load(res.read_text(encoding="utf-8"), Loader=loader)
-    except (OSError, yaml.YAMLError) as exc:
+        text = res.read_text(encoding="utf-8")
+    except OSError as exc:
         raise TableError(f"cannot read magic table {res}: {exc}") from exc
+    data = table_compiled.load(text)
+    if data is None:
+        import yaml  # lazy: only a table without a matching compiled form pays for PyYAML
+
+        try:
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
+            data = yaml.load(text, Loader=loader)
+        except yaml.YAMLError as exc:
+            raise TableError(f"cannot read magic table {res}: {exc}") from exc
     if not isinstance(data, dict):
         raise TableError(f"{res}: magic table is not a mapping")
     return parse_table(data, str(res))

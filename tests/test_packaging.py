@@ -42,6 +42,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_carries_data_files(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "binfmtctl/data/magic_table.yaml" in names
+    assert "binfmtctl/data/magic_table.json" in names  # the compiled form start-up reads
     assert "binfmtctl/data/binfmtctl.service" in names
     assert "binfmtctl/cli/__init__.py" in names
     assert not any(n.startswith("tests/") for n in names)
@@ -53,7 +54,7 @@ def test_installed_package_finds_its_data_without_a_checkout(wheel: Path, tmp_pa
     code = (
         "from binfmtctl import table, persist; "
         "print(table.locate_table()); print(persist.locate_unit_template()); "
-        "print(table.get_target('linux/arm64').name)"
+        "print(table.get_target('linux/arm64').name); import sys; print('yaml' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site)
@@ -61,7 +62,8 @@ def test_installed_package_finds_its_data_without_a_checkout(wheel: Path, tmp_pa
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", check=False
     )
     assert p.returncode == 0, p.stderr
-    table_path, unit_path, arm64 = p.stdout.split()
+    table_path, unit_path, arm64, yaml_imported = p.stdout.split()
     assert table_path == str(site / "binfmtctl" / "data" / "magic_table.yaml")
     assert unit_path == str(site / "binfmtctl" / "data" / "binfmtctl.service")
     assert arm64 == "aarch64"
+    assert yaml_imported == "False"  # the installed copy reads its compiled table

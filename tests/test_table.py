@@ -624,3 +624,50 @@ def test_yaml_is_imported_lazily() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+# -- the compiled form (binfmtctl.table_compiled) --------------------------------------------------
+def test_the_compiled_table_is_the_yaml() -> None:
+    """data/magic_table.json is exactly what PyYAML reads from data/magic_table.yaml."""
+    import yaml
+
+    from binfmtctl import table_compiled
+
+    text = TABLE_YAML.read_text(encoding="utf-8")
+    document = yaml.safe_load(text)
+    compiled = table_compiled.load(text)
+    assert compiled is not None, (
+        "data/magic_table.json was compiled from another magic_table.yaml: "
+        "run python -m binfmtctl.table_compiled"
+    )
+    assert compiled == document
+    assert (ROOT / "data" / "magic_table.json").read_text() == table_compiled.render(document, text)
+    assert table.parse_table(compiled) == table.parse_table(document)
+
+
+def test_an_edited_yaml_is_read_as_yaml(tmp_path: Path) -> None:
+    from binfmtctl import table_compiled
+
+    text = TABLE_YAML.read_text(encoding="utf-8")
+    edited = text.replace("machine_name: EM_386\n", "machine_name: EM_386_EDITED\n", 1)
+    assert edited != text and table_compiled.load(edited) is None
+    path = tmp_path / "magic_table.yaml"
+    path.write_text(edited)
+    loaded = table.load_table(path)
+    assert loaded.source == str(path)
+    assert table.parse_table(table_compiled.load(text) or {}) != loaded
+    assert "EM_386_EDITED" in {t.machine_name for t in loaded.targets}
+
+
+def test_the_shipped_table_loads_without_pyyaml() -> None:
+    code = (
+        "import sys\nfrom binfmtctl import table\n"
+        "assert table.get_target('linux/arm64').name == 'aarch64'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', '_yaml', 'importlib')"
+        " and m != 'importlib' and not m.startswith(('importlib._', 'importlib.machinery'))))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
