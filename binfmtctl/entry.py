@@ -114,7 +114,12 @@ class Entry:
         window = window.ljust(len(self.magic), b"\0")
         if self.mask is None:
             return window == self.magic
-        return all((w ^ m) & k == 0 for w, m, k in zip(window, self.magic, self.mask, strict=True))
+        if len(self.mask) != len(self.magic):
+            raise ValueError("mask and magic differ in length")
+        # one big-integer operation instead of a Python loop per byte (status classifies
+        # every live entry against every target)
+        w, m, k = (int.from_bytes(b, "big") for b in (window, self.magic, self.mask))
+        return (w ^ m) & k == 0
 
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {

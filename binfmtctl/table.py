@@ -510,6 +510,7 @@ def _qemu_name_hint(entry: Entry) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def _normalized(magic: bytes, mask: bytes | None) -> tuple[bytes, bytes]:
     """(magic & mask, mask): two entries with equal normal forms match the same files."""
     mask = mask if mask is not None else b"\xff" * len(magic)
