@@ -205,6 +205,7 @@ def both_paths(
     assert snapshot(box) == after_fast
     assert not (HEAVY & {m.split(".")[0] for m in fast[3]}), HEAVY & fast[3]
     assert not {m for m in fast[3] if m.startswith("binfmtctl.cli")}
+    assert not {"typing", "subprocess", "binfmtctl.table"} & fast[3]
     assert "click" in slow[3]
     return fast[:3]
 
