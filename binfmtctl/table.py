@@ -510,6 +510,14 @@ def _qemu_name_hint(entry: Entry) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _sample_headers() -> tuple[tuple[Target, tuple[bytes, bytes]], ...]:
+    """Every target (current, then legacy) with its ET_EXEC and ET_DYN sample headers, built once."""
+    return tuple(
+        (t, (t.sample_header(2), t.sample_header(3))) for t in (*table().targets, *table().legacy)
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _normalized(magic: bytes, mask: bytes | None) -> tuple[bytes, bytes]:
     """(magic & mask, mask): two entries with equal normal forms match the same files."""
@@ -556,8 +564,8 @@ def classify(entry: Entry) -> dict[str, Any] | None:
             break
     matched = [
         t
-        for t in all_targets
-        if entry.matches_header(t.sample_header(2)) or entry.matches_header(t.sample_header(3))
+        for t, headers in _sample_headers()
+        if entry.matches_header(headers[0]) or entry.matches_header(headers[1])
     ]
     if chosen is None:
         by_hint = [t for t in matched if t.name == hint]
