@@ -284,3 +284,46 @@ def test_an_internal_error_is_one_line(
         "Error: internal error: RuntimeError: boom "
         "(set BINFMTCTL_TRACEBACK=1 for details; please report it)\n"
     )
+
+
+def run_on_terminal(box: Sandbox, path: str, args: list[str], env: dict[str, str]) -> bytes:
+    """What one path writes to a terminal (a pty as stdout), colours included."""
+    import pty
+
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-c", HARNESS, path, *args]
+    r, w = os.pipe()
+    e = {**box.env(env), "PYTHONPATH": str(ROOT), "MODULES_FD": str(w)}
+    p = subprocess.Popen(
+        box.command(argv), stdout=slave, stderr=subprocess.DEVNULL, pass_fds=(w,), env=e
+    )
+    os.close(slave)
+    os.close(w)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the terminal's last writer is gone
+            break
+        if not chunk:
+            break
+        out += chunk
+    p.wait(timeout=120)
+    os.close(master)
+    os.close(r)
+    return out
+
+
+@pytest.mark.parametrize("no_color", ["", "1"])
+def test_apply_on_a_terminal_is_the_same_on_both_paths(
+    sandbox: Sandbox, tmp_path: Path, no_color: str
+) -> None:
+    cfg = tmp_path / "binfmtctl.conf"
+    persist.write_config(cfg, [parse_register(AARCH64), parse_register(S390X_GONE)])
+    env = {"BINFMTCTL_CONFIG": str(cfg), "NO_COLOR": no_color}
+    reset(sandbox)
+    fast = run_on_terminal(sandbox, "fast", ["apply"], env)
+    reset(sandbox)
+    slow = run_on_terminal(sandbox, "click", ["apply"], env)
+    assert fast == slow and b"FAILED     qemu-s390x" in fast
+    assert (b"\x1b[31mFAILED" in fast) is (not no_color)
