@@ -17,6 +17,9 @@
      ``apply`` of Debian's 29 QEMU binfmt.d entries into an empty table: against
      ``python -c pass`` of the venv's interpreter (goal: at most 2x, wall and CPU);
    * the same ``apply`` against ``systemd-binfmt FILE`` on the same file (comparison);
+   * the floor under those rows: importing the standard modules the core is built on
+     (``dataclasses``, ``re``, ``enum``, ``pathlib``, ``json``, ``fcntl``) and nothing else,
+     against ``python -c pass`` (comparison);
    * ``scan`` of 20,000 files against the raw read limit: the same walk, ``open()`` and a
      64-byte ``read()`` in a plain Python process (goal: at least 0.85 of its speed); and
      against the floor, the same with ``os.open``/``os.read`` on raw descriptors as scan
@@ -62,6 +65,8 @@ ENTRY = r":t:M::\x7fELF\x02\x01\x01::/bin/true:F"
 STARTUP_GOAL = 2.0
 SCAN_GOAL = 0.85
 HEAD = 64
+#: the standard modules binfmtctl's core (entry, rules, plan, binfmt_misc, persist) imports
+CORE_STDLIB = ("dataclasses", "re", "enum", "pathlib", "json", "fcntl")
 
 
 class Refused(Exception):
@@ -249,6 +254,11 @@ def inner(args: argparse.Namespace) -> dict[str, Any]:
     ):
         s, r = interleaved(reps, run(*argv, e=apply_env), ref_bare)
         rows.append(row(label, s, r, "python -c pass", goal=STARTUP_GOAL))
+    # what the core's own imports cost before any binfmtctl code runs: the floor under
+    # validate, status and apply as long as the core is built on these modules
+    floor = run(py, "-c", f"import {', '.join(CORE_STDLIB)}")
+    s, r = interleaved(reps, floor, ref_bare)
+    rows.append(row(f"floor: import {', '.join(CORE_STDLIB)}", s, r, "python -c pass", goal=None))
     apply_ = run(exe, "apply", e=apply_env)
     s, r = interleaved(reps, apply_, ref_bare, setup=clear_table)
     rows.append(row(f"boot apply of {n} Debian QEMU entries", s, r, "python -c pass", goal=2.0))
