@@ -30,10 +30,13 @@ import stat
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing only for the checker: the boot-time apply imports this module
+    from typing import Literal
 
 #: what the kernel reads of a file to match it (BINPRM_BUF_SIZE)
 BUF_SIZE = 256
