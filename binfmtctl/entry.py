@@ -116,10 +116,11 @@ class Entry:
             return window == self.magic
         if len(self.mask) != len(self.magic):
             raise ValueError("mask and magic differ in length")
-        # one big-integer operation instead of a Python loop per byte (status classifies
-        # every live entry against every target)
-        w, m, k = (int.from_bytes(b, "big") for b in (window, self.magic, self.mask))
-        return (w ^ m) & k == 0
+        # one big-integer operation instead of a Python loop per byte: status classifies
+        # every live entry against every target, apply every new entry against the host's
+        # sampled programs
+        w, m = int.from_bytes(window, "big"), int.from_bytes(self.magic, "big")
+        return (w ^ m) & int.from_bytes(self.mask, "big") == 0
 
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {
