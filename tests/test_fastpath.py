@@ -162,7 +162,7 @@ def test_errors_do_not_import_click() -> None:
     [
         (["validate"], 2, "Error: nothing to validate: give ENTRY arguments or -f FILE"),
         (["validate", "--kernel", "banana", ":t:M::BM::/bin/true:"], 2, "Error: not a kernel"),
-        (["register", ":t:X::a::/bin/true:"], 1, "Error: 1 of 1 entries are invalid"),
+        (["register", ":t:X::a::/bin/true:"], 1, "Error: 1 of 1 entry is invalid"),
         (["sandbox", "--", "/nonexistent/cmd"], 127, "Error: cannot run '/nonexistent/cmd'"),
     ],
 )
@@ -327,3 +327,17 @@ def test_apply_on_a_terminal_is_the_same_on_both_paths(
     slow = run_on_terminal(sandbox, "click", ["apply"], env)
     assert fast == slow and b"FAILED     qemu-s390x" in fast
     assert (b"\x1b[31mFAILED" in fast) is (not no_color)
+
+
+def test_fixes_name_a_non_default_mount_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Under --mount DIR every fix names DIR (binfmtctl.fixscope), on both paths alike."""
+    other = tmp_path / "bm"
+    other.mkdir()
+    mounted = sandbox.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(other)])
+    assert mounted.returncode == 0, mounted.stderr  # the namespace's instance, seen twice
+    cfg = tmp_path / "binfmtctl.conf"
+    persist.write_config(cfg, [parse_register(AARCH64), parse_register(S390X_GONE)])
+    args = ["--mount", str(other), "apply", "--config", str(cfg)]
+    status, out, _ = both_paths(sandbox, args, {}, ())
+    assert status == 1
+    assert f"binfmtctl --mount {other} persist remove qemu-s390x" in out
