@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
-import fcntl
-import json
 import os
+import signal
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.ownership import OwnershipStore, Records, reconcile
 from binfmtctl.plan import Action
 from binfmtctl.rules import KernelProfile, validate
 
@@ -213,48 +213,20 @@ def has_cap_sys_admin() -> bool:
     return bool(caps >> CAP_SYS_ADMIN & 1)
 
 
-# -- ownership records ---------------------------------------------------------------------------
-class OwnershipStore:
-    """What binfmtctl registered, per binfmt_misc instance, until reboot.
+# -- the one kernel write ---------------------------------------------------------------------------
+_writes_done = 0
 
-    Lives under ``/run/binfmtctl`` (tmpfs: gone at reboot, like the entries) or
-    ``$BINFMTCTL_STATE_DIR``. Keyed by the instance's device number, so a
-    sandbox's records never mix with the host's. An entry counts as owned only
-    while its live text is still what binfmtctl registered.
-    """
 
-    def __init__(self, state_dir: str, instance: str) -> None:
-        self.dir = Path(state_dir)
-        self.path = self.dir / f"owned-{instance}.json"
-
-    def load(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        owned = data.get("entries", {}) if isinstance(data, dict) else {}
-        return {str(k): str(v) for k, v in owned.items()} if isinstance(owned, dict) else {}
-
-    def save(self, owned: dict[str, str]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"entries": owned}, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Serialise writers (concurrent installs of the same batch end as one)."""
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            yield  # cannot lock (read-only state dir): proceed, the kernel still arbitrates
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+def kernel_write(fd: int, data: bytes) -> None:
+    """One ``write()`` to a binfmt_misc file. The crash tests set
+    ``BINFMTCTL_TEST_KILL_AFTER_WRITES=k`` to have the process SIGKILL itself right
+    after its k-th successful kernel write (read here and nowhere else)."""
+    global _writes_done
+    os.write(fd, data)
+    _writes_done += 1
+    kill_after = os.environ.get("BINFMTCTL_TEST_KILL_AFTER_WRITES")
+    if kill_after and kill_after.isdigit() and _writes_done == int(kill_after):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # -- the mount -----------------------------------------------------------------------------------
@@ -270,6 +242,8 @@ class BinfmtMisc:
         self.state_dir = state_dir or os.environ.get("BINFMTCTL_STATE_DIR") or DEFAULT_STATE_DIR
         self.profile = profile or KernelProfile.current_default()
         self._lock_depth = 0
+        self._store: OwnershipStore | None = None  # while locked: the journal being kept
+        self._records: Records | None = None
 
     # -- mount state ---------------------------------------------------------
     def mount_state(self) -> MountState:
@@ -380,6 +354,8 @@ class BinfmtMisc:
             return "unknown"
 
     def ownership(self) -> OwnershipStore:
+        if self._store is not None:
+            return self._store
         return OwnershipStore(self.state_dir, self.instance_id())
 
     # -- reading ---------------------------------------------------------------
@@ -418,21 +394,22 @@ class BinfmtMisc:
                 out.append(e)
         return out
 
+    def live_views(self) -> dict[str, str]:
+        """name -> kernel_view (as enabled) of every live entry: what records compare with."""
+        return {e.name: kernel_view(replace(e, enabled=True)) for e in self.entries()}
+
     def owned(self) -> dict[str, str]:
-        """name -> kernel_view of entries binfmtctl registered that are still as it left them."""
-        store = self.ownership().load()
-        live: dict[str, str] = {}
-        for name, view in store.items():
-            e = self.read(name)
-            if e is not None and kernel_view(replace(e, enabled=True)) == view:
-                live[name] = view
-        return live
+        """name -> kernel_view of entries binfmtctl registered that are still as it left
+        them, counting intents a killed run recorded whose entry reached the kernel."""
+        if self._records is not None:
+            return dict(self._records.owned)
+        return reconcile(self.ownership().load(), self.live_views())
 
     # -- writing ---------------------------------------------------------------
     def _write(self, name: str, data: bytes) -> None:
         fd = os.open(self._p(name), os.O_WRONLY)
         try:
-            os.write(fd, data)
+            kernel_write(fd, data)
         finally:
             os.close(fd)
 
@@ -464,7 +441,7 @@ class BinfmtMisc:
         except OSError as e:
             raise self._explain_open_failure(e, f"cannot register {entry.name!r}") from None
         try:
-            os.write(fd, data)
+            kernel_write(fd, data)
         except OSError as e:
             raise self._explain_register_error(entry, data, e) from None
         finally:
@@ -553,7 +530,11 @@ class BinfmtMisc:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the writers' lock (re-entrant): plan and apply under one lock, so
-        concurrent runs of the same batch cannot both see an entry as missing."""
+        concurrent runs of the same batch cannot both see an entry as missing.
+
+        Taking it reconciles the ownership records with the live table (claiming the
+        intents of a killed run that reached the kernel, dropping the others) and keeps
+        them in memory; every kernel write then updates them and saves them."""
         if self._lock_depth:
             self._lock_depth += 1
             try:
@@ -561,85 +542,136 @@ class BinfmtMisc:
             finally:
                 self._lock_depth -= 1
             return
-        with self.ownership().lock():
+        store = self.ownership()
+        with store.lock():
             self._lock_depth = 1
             try:
+                if self.mount_state().state == "mounted":
+                    before = store.load()
+                    self._store = store
+                    self._records = Records(reconcile(before, self.live_views()))
+                    if self._records != before:
+                        store.save(self._records)
                 yield
             finally:
                 self._lock_depth = 0
+                self._store = None
+                self._records = None
+
+    def claim(self, entries: Sequence[Entry]) -> None:
+        """Record live entries as binfmtctl's (apply: config entries found identical).
+        Under the lock only."""
+        rec = self._records
+        if rec is None:
+            return
+        want = {e.name: kernel_view(replace(e, enabled=True)) for e in entries}
+        if all(rec.owned.get(k) == v for k, v in want.items()):
+            return
+        rec.owned.update(want)
+        self._save()
+
+    def _save(self) -> None:
+        if self._store is not None and self._records is not None:
+            self._store.save(self._records)
+
+    def _intend(self, entry: Entry) -> None:
+        if self._records is not None:
+            self._records.pending[entry.name] = kernel_view(replace(entry, enabled=True))
+            self._save()
+
+    def _confirm(self, entry: Entry, owned: bool) -> None:
+        """After a kernel write: ``entry`` is now live and ours (owned) or gone (not)."""
+        rec = self._records
+        if rec is None:
+            return
+        view = rec.pending.pop(entry.name, None)
+        if owned:
+            rec.owned[entry.name] = view or kernel_view(replace(entry, enabled=True))
+        else:
+            rec.owned.pop(entry.name, None)
+        self._save()
+
+    def _forget_intent(self, name: str) -> None:
+        rec = self._records
+        if rec is not None and rec.pending.pop(name, None) is not None:
+            with contextlib.suppress(BinfmtctlError):
+                self._save()
 
     def apply(self, actions: list[Action]) -> list[Action]:
         """Carry out add/replace/remove actions in order, under the lock, all or nothing.
 
         On a failure at step k, steps k-1..0 are undone (added entries removed,
         replaced and removed ones put back) and the error is re-raised, so the
-        table's entries end as they began. Records ownership of what it registered.
+        table's entries end as they began. Records ownership of what it registers,
+        an intent before each registration and a confirmation after it.
         """
         done: list[Action] = []
         with self.locked():
+            before = dict(self._records.owned) if self._records is not None else {}
             try:
                 for a in actions:
                     self._do(a, done)
             except BinfmtctlError:
-                self._rollback(done)
+                self._rollback(done, before)
                 raise
-            self._record(done)
         return done
 
     def apply_each(self, actions: list[Action]) -> list[tuple[Action, BinfmtctlError | None]]:
         """Carry out each action on its own (the boot path): a failed one is undone and
-        reported, the others still happen. One lock and one ownership write for all."""
+        reported, the others still happen. One lock for all."""
         results: list[tuple[Action, BinfmtctlError | None]] = []
-        done_all: list[Action] = []
         with self.locked():
+            before = dict(self._records.owned) if self._records is not None else {}
             for a in actions:
                 done: list[Action] = []
                 try:
                     self._do(a, done)
                 except BinfmtctlError as e:
-                    self._rollback(done)
+                    self._rollback(done, before)
                     results.append((a, e))
                     continue
-                done_all += done
                 results.append((a, None))
-            self._record(done_all)
         return results
+
+    def _add(self, entry: Entry) -> None:
+        self._intend(entry)
+        try:
+            self.register(entry)
+        except BinfmtctlError:
+            self._forget_intent(entry.name)
+            raise
+        self._confirm(entry, owned=True)
+
+    def _drop(self, entry: Entry) -> None:
+        self.remove(entry.name)
+        self._confirm(entry, owned=False)
 
     def _do(self, a: Action, done: list[Action]) -> None:
         if a.kind == "add":
-            self.register(a.entry)
+            self._add(a.entry)
         elif a.kind == "replace":
             assert a.old is not None
-            self.remove(a.entry.name)
+            self._drop(a.old)
             done.append(Action("remove", a.old, a.old))
-            self.register(a.entry)
+            self._add(a.entry)
             done[-1] = a
             return
         elif a.kind == "remove":
-            self.remove(a.entry.name)
+            self._drop(a.entry)
         else:
             return
         done.append(a)
 
-    def _record(self, done: list[Action]) -> None:
-        if not done:
-            return
-        store = self.ownership()
-        owned = store.load()
-        for a in done:
-            if a.kind in ("add", "replace"):
-                owned[a.entry.name] = kernel_view(replace(a.entry, enabled=True))
-            elif a.kind == "remove":
-                owned.pop(a.entry.name, None)
-        with contextlib.suppress(OSError):
-            store.save(owned)
-
-    def _rollback(self, done: list[Action]) -> None:
+    def _rollback(self, done: list[Action], owned_before: dict[str, str]) -> None:
+        """Undo ``done`` in reverse; entries put back are owned again only if they were."""
         for a in reversed(done):
             with contextlib.suppress(BinfmtctlError, OSError):
                 if a.kind in ("add", "replace"):
-                    self.remove(a.entry.name)
+                    self._drop(a.entry)
                 if a.kind in ("replace", "remove") and a.old is not None:
                     self.register(replace(a.old, enabled=True))
                     if not a.old.enabled:
                         self.set_enabled(a.old.name, False)
+                    if a.old.name in owned_before and self._records is not None:
+                        self._records.owned[a.old.name] = owned_before[a.old.name]
+                        self._save()

@@ -51,7 +51,6 @@ from binfmtctl.entry import (
     Entry,
     EntryParseError,
     iter_binfmt_d_lines,
-    kernel_view,
     parse_register,
     parse_update_binfmts,
     render_register,
@@ -856,14 +855,7 @@ def apply_config(
 def _claim(bm: BinfmtMisc, entries: Sequence[Entry]) -> None:
     """Record config entries found live and identical as binfmtctl's (systemd-binfmt may
     have registered them from the config before this unit ran)."""
-    store = bm.ownership()
-    owned = store.load()
-    want = {e.name: kernel_view(replace(e, enabled=True)) for e in entries}
-    if all(owned.get(k) == v for k, v in want.items()):
-        return
-    owned.update(want)
-    with contextlib.suppress(OSError):
-        store.save(owned)
+    bm.claim(entries)
 
 
 # -- export ---------------------------------------------------------------------------------------------
