@@ -58,6 +58,7 @@ from binfmtctl.entry import (
 )
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.plan import Action, plan_register
+from binfmtctl.rootfs import Root
 from binfmtctl.rules import KernelProfile, validate
 
 #: typing and subprocess are not imported at run time: the boot-time apply does not need them
@@ -1460,6 +1461,57 @@ def _wsl_note(root: str) -> str | None:
     return None
 
 
+def _enable_files(
+    fs: Root,
+    root: str,
+    report: UnitReport,
+    text: str,
+    upath: Path,
+    link: Path,
+    cfg: Path,
+    command: Sequence[str],
+) -> None:
+    """The unit, its wants-link and the config, each opened inside ``fs`` (never through
+    a link out of an image)."""
+    if _root(root) != Path("/") and not fs.executable(in_root(root, command[0])):
+        report.notes.append(
+            f"ExecStart= runs {command[0]}, which is not in {_root(root)}: install binfmtctl "
+            "in the image at that path, or pass --binfmtctl with the path it has in the image"
+        )
+    try:
+        current: str | None = fs.read_bytes(upath).decode("utf-8")
+    except (OSError, BinfmtctlError, UnicodeDecodeError):
+        current = None
+    try:
+        if current != text:
+            if fs.readlink(upath) == os.devnull:
+                raise BinfmtctlError(
+                    f"{upath} is a symlink to /dev/null (masked); refusing to replace the mask",
+                    fix=f"remove the mask (rm {upath}) if binfmtctl should manage it",
+                )
+            fs.write_atomic(upath, text.encode(), FILE_MODE)
+            report.steps.append(f"{'updated' if current is not None else 'wrote'} {upath}")
+    except OSError as e:
+        raise _os_error(e, "write", upath) from None
+    target = f"{UNIT_DIR}/{UNIT_NAME}"
+    try:
+        if fs.readlink(link) != target:
+            fs.symlink(target, link)
+            report.steps.append(f"linked {link} -> {target}")
+    except OSError as e:
+        raise _os_error(e, "create the enablement link", link) from None
+    try:
+        with fs.parent(cfg, create=True) as (dfd, _):
+            fcntl.flock(dfd, fcntl.LOCK_EX)  # as config_lock: edits of the config serialise
+            if fs.lstat(cfg) is None:
+                fs.write_atomic(cfg, _header_bytes(), FILE_MODE)
+                report.steps.append(
+                    f"created {cfg} (empty; add entries with install --persist, persist add or import)"
+                )
+    except OSError as e:
+        raise _os_error(e, "create", cfg) from None
+
+
 def enable(
     root: str = "/",
     *,
@@ -1490,34 +1542,12 @@ def enable(
     upath, link = unit_path(root), wants_link(root)
     report = UnitReport(str(_root(root)), str(upath), str(link), str(cfg), [*command])
     report.exec_start = unit_exec(text)[0]
-    if _root(root) != Path("/") and not os.access(in_root(root, command[0]), os.X_OK):
+    with Root(_root(root)) as fs:
+        _enable_files(fs, root, report, text, upath, link, cfg, command)
+    if not report.steps:
         report.notes.append(
             f"ExecStart= runs {command[0]}, which is not in {_root(root)}: install binfmtctl "
             "in the image at that path, or pass --binfmtctl with the path it has in the image"
-        )
-    try:
-        current = upath.read_text(encoding="utf-8") if upath.is_file() else None
-    except OSError:
-        current = None
-    if current != text:
-        atomic_write(upath, text.encode())
-        report.steps.append(f"{'updated' if current is not None else 'wrote'} {upath}")
-    target = f"{UNIT_DIR}/{UNIT_NAME}"
-    try:
-        existing = os.readlink(link) if link.is_symlink() else None
-        if existing != target:
-            link.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            os.symlink(target, link)
-            if os.geteuid() == 0:
-                os.lchown(link, 0, 0)
-            report.steps.append(f"linked {link} -> {target}")
-    except OSError as e:
-        raise _os_error(e, "create the enablement link", link) from None
-    if ensure_config(cfg):
-        report.steps.append(
-            f"created {cfg} (empty; add entries with install --persist, persist add or import)"
         )
     if not report.steps:
         report.steps.append("already enabled: unit, link and config are in place")
@@ -1544,24 +1574,17 @@ def disable(
     upath, link = unit_path(root), wants_link(root)
     report = UnitReport(str(_root(root)), str(upath), str(link), str(cfg), [])
     booted = is_live and systemd_booted(root)
-    if booted and (upath.exists() or link.is_symlink()):
-        report.steps.append(_systemctl_checked("stop", UNIT_NAME))
-    for p in (link, upath):
-        if p.is_symlink() or p.exists():
+    with Root(_root(root)) as fs:
+        if booted and (fs.lstat(upath) is not None or fs.lstat(link) is not None):
+            report.steps.append(_systemctl_checked("stop", UNIT_NAME))
+        for p in (link, upath, *((cfg,) if purge else ())):
             try:
-                p.unlink()
+                if fs.unlink(p):
+                    report.steps.append(f"removed {p}")
             except OSError as e:
                 raise _os_error(e, "remove", p) from None
-            report.steps.append(f"removed {p}")
-    if purge:
-        with config_lock(cfg):
-            if cfg.exists() or cfg.is_symlink():
-                try:
-                    cfg.unlink()
-                except OSError as e:
-                    raise _os_error(e, "remove", cfg) from None
-                report.steps.append(f"removed {cfg}")
-    elif cfg.exists():
+        cfg_exists = fs.lstat(cfg) is not None
+    if not purge and cfg_exists:
         report.notes.append(
             f"kept the config {cfg}"
             + (
@@ -1585,10 +1608,17 @@ def disable(
     return report
 
 
-def _file_facts(p: Path) -> dict[str, object]:
-    try:
-        st = p.lstat()
-    except OSError:
+def _reason(e: BaseException) -> str:
+    return e.message if isinstance(e, BinfmtctlError) else (getattr(e, "strerror", None) or str(e))
+
+
+def _fix(e: BaseException, p: Path) -> str:
+    return (e.fix if isinstance(e, BinfmtctlError) else None) or f"check {p} (ls -l {p})"
+
+
+def _file_facts(fs: Root, p: Path) -> dict[str, object]:
+    st = fs.lstat(p)
+    if st is None:
         return {"path": str(p), "exists": False}
     return {
         "path": str(p),
@@ -1606,11 +1636,25 @@ def status(
     table compares with the config. ``problems`` are things to fix (exit 1). Edge."""
     cfg = config if config is not None else config_path(root)
     upath, link = unit_path(root), wants_link(root)
+    with Root(_root(root)) as fs:
+        return _status(fs, root, cfg, upath, link, bm)
+
+
+def _status(
+    fs: Root, root: str, cfg: Path, upath: Path, link: Path, bm: BinfmtMisc | None
+) -> dict[str, Any]:
     problems: list[dict[str, str]] = []
     notes: list[str] = []
-    entries, cfg_problems = parse_config(read_config_text(cfg), str(cfg))
+    try:
+        cfg_text = fs.read_bytes(cfg)
+    except FileNotFoundError:
+        cfg_text = b""
+    except (OSError, BinfmtctlError) as e:
+        cfg_text = b""
+        problems.append({"message": f"cannot read {cfg}: {_reason(e)}", "fix": _fix(e, cfg)})
+    entries, cfg_problems = parse_config(cfg_text, str(cfg))
     problems += [{"message": str(p), "fix": p.fix} for p in cfg_problems]
-    cfg_facts = _file_facts(cfg)
+    cfg_facts = _file_facts(fs, cfg)
     if (
         cfg_facts["exists"]
         and os.geteuid() == 0
@@ -1623,8 +1667,12 @@ def status(
             }
         )
     unit_text = None
-    with contextlib.suppress(OSError):
-        unit_text = upath.read_text(encoding="utf-8")
+    try:
+        unit_text = fs.read_bytes(upath).decode("utf-8", "replace")
+    except FileNotFoundError:
+        pass
+    except (OSError, BinfmtctlError) as e:
+        problems.append({"message": f"cannot read {upath}: {_reason(e)}", "fix": _fix(e, upath)})
     exec_argv: list[str] = []
     if unit_text is None:
         problems.append(
@@ -1636,14 +1684,14 @@ def status(
     else:
         exec_argv = unit_exec(unit_text)[0]
         binary = in_root(root, exec_argv[0]) if exec_argv else None
-        if binary is None or not os.access(binary, os.X_OK):
+        if binary is None or not fs.executable(binary):
             problems.append(
                 {
                     "message": f"the unit's ExecStart= program {exec_argv[0] if exec_argv else '(none)'} is missing",
                     "fix": "run `binfmtctl persist enable` again with the binfmtctl that should run at boot (for an image: --binfmtctl PATH-IN-IMAGE)",
                 }
             )
-    linked = link.is_symlink() and os.readlink(link) == f"{UNIT_DIR}/{UNIT_NAME}"
+    linked = fs.readlink(link) == f"{UNIT_DIR}/{UNIT_NAME}"
     if unit_text is not None and not linked:
         problems.append(
             {
@@ -1654,7 +1702,7 @@ def status(
     result: dict[str, Any] = {
         "root": str(_root(root)),
         "config": {**cfg_facts, "entries": [e.name for e in entries]},
-        "unit": {**_file_facts(upath), "exec_start": exec_argv},
+        "unit": {**_file_facts(fs, upath), "exec_start": exec_argv},
         "enabled": linked,
         "systemd_running": systemd_booted(root),
         "systemctl": None,

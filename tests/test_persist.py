@@ -597,6 +597,7 @@ def test_persist_enable_and_disable_on_an_offline_root(tmp_path: Path) -> None:
 
 def test_persist_enable_root_renders_a_custom_config_path(tmp_path: Path) -> None:
     root = tmp_path / "image"
+    root.mkdir()  # a missing --root is an error (tests/security/test_rootfs_escape.py)
     p = host_cli("persist", "enable", "--root", str(root), "--config", "/etc/binfmtctl/my.conf")
     assert p.returncode == 0, p.stderr
     argv, _ = persist.unit_exec((root / "etc/systemd/system/binfmtctl.service").read_text())
@@ -606,6 +607,7 @@ def test_persist_enable_root_renders_a_custom_config_path(tmp_path: Path) -> Non
 
 def test_persist_status_reports_a_unit_whose_binfmtctl_is_gone(tmp_path: Path) -> None:
     root = tmp_path / "image"
+    root.mkdir()
     persist.enable(str(root), command=["/opt/gone/bin/binfmtctl"], env={}, live=False)
     st = host_cli("persist", "status", "--root", str(root))
     assert st.returncode == 1
@@ -825,6 +827,7 @@ def test_simulated_reboot_restores_the_table_and_keeps_others(
     installed = snapshot(sandbox)
     assert [n for n, _ in installed] == ["t-ext", "qemu-riscv64", "qemu-aarch64"]
     image = tmp_path / "image"
+    image.mkdir()
     en = host_cli("persist", "enable", "--root", str(image), env=cli_env(cfg))
     assert en.returncode == 0, en.stderr
     unit_text = (image / "etc/systemd/system/binfmtctl.service").read_text()

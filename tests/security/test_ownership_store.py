@@ -109,7 +109,7 @@ def test_symlinks_planted_in_roots_state_dir_are_not_followed(
         run_cli(sandbox, "register", ENTRY, env={"BINFMTCTL_STATE_DIR": str(state)}).returncode == 0
     )
     (rec,) = state.glob("owned-*.json")
-    for pid in range(1, 4000):
+    for pid in range(1, 500):
         os.symlink(victim, state / f"{rec.name}.{pid}.tmp")
     p = run_cli(
         sandbox, "register", ":two:M::BMX2::/bin/true:", env={"BINFMTCTL_STATE_DIR": str(state)}
