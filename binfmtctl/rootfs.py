@@ -165,16 +165,37 @@ class Root:
             os.close(fd)
 
     def makedirs(self, rel: str, mode: int = 0o755) -> None:
-        parts = [p for p in rel.split("/") if p not in ("", ".")]
-        for i in range(len(parts)):
-            sub = "/".join(parts[: i + 1])
-            try:
-                os.close(self._open(sub, os.O_PATH | os.O_DIRECTORY))
+        """``mkdir -p`` as the booted image would do it: links (dangling ones too) are
+        followed inside the root, ``..`` stops at it, missing directories are created."""
+        todo = [p for p in rel.split("/") if p not in ("", ".")]
+        done: list[str] = []  # the canonical path so far: no links, no ..
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
                 continue
-            except FileNotFoundError:
-                pass
-            with self.parent(sub) as (dfd, name), contextlib.suppress(FileExistsError):
-                os.mkdir(name, mode, dir_fd=dfd)
+            with self.parent("/".join([*done, part])) as (dfd, name):
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(name, mode, dir_fd=dfd)
+                    done.append(part)
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    hops += 1
+                    if hops > 40:
+                        raise OSError(errno_mod.ELOOP, os.strerror(errno_mod.ELOOP), rel)
+                    target = os.readlink(name, dir_fd=dfd)
+                    if target.startswith("/"):
+                        done = []
+                    todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    raise NotADirectoryError(errno_mod.ENOTDIR, os.strerror(errno_mod.ENOTDIR), rel)
+                done.append(part)
 
     # -- reading --------------------------------------------------------------------------------
     def read_bytes(self, path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
