@@ -88,6 +88,7 @@ from binfmtctl.hijack import NativeSamples, hijack_problem
 from binfmtctl.hijack import gather as hijack_gather
 from binfmtctl.install import ProbeResult
 from binfmtctl.interpreters import FileFacts, expects_preserve_argv0, host_arches
+from binfmtctl.rootfs import read_regular
 from binfmtctl.rules import KernelProfile, validate
 from binfmtctl.trust import Verdict, interpreter_problem
 from binfmtctl.usage import Snapshot
@@ -1353,10 +1354,9 @@ def to_json(findings: Sequence[Finding]) -> dict[str, object]:
 
 # -- the edge: gathering facts -------------------------------------------------------------------
 def _read(path: str | Path, limit: int = 1 << 20) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
-    except (OSError, ValueError):
+    try:  # regular files only, never blocking (a FIFO under --root would hang doctor)
+        return read_regular(path, limit).decode("utf-8", "replace")
+    except (OSError, ValueError, BinfmtctlError):
         return None
 
 
@@ -1537,8 +1537,8 @@ def _binfmt_d_entries(files: Iterable[str]) -> dict[str, Entry]:
     out: dict[str, Entry] = {}
     for path in files:
         try:
-            data = Path(path).read_bytes()
-        except OSError:
+            data = read_regular(path)
+        except (OSError, BinfmtctlError):
             continue
         for _, rule in iter_binfmt_d_lines(data):
             with contextlib.suppress(BinfmtctlError, ValueError):

@@ -331,10 +331,18 @@ def iter_binfmt_d_lines(text: bytes) -> Iterator[tuple[int, bytes]]:
     """(line number, rule) for each rule of a binfmt.d file, as systemd-binfmt reads it:
     surrounding whitespace stripped; blank lines and ``#``/``;`` comments skipped."""
     for lineno, line in enumerate(text.split(b"\n"), start=1):
-        rule = line.strip(_WS)
-        if not rule or rule[:1] in (b"#", b";"):
-            continue
-        yield lineno, rule
+        rule = binfmt_d_rule(line)
+        if rule is not None:
+            yield lineno, rule
+
+
+def binfmt_d_rule(line: bytes) -> bytes | None:
+    """The rule on one binfmt.d line, or None for a blank line or a comment: the one
+    definition every reader of binfmt.d syntax uses (files, stdin, import, apply)."""
+    rule = line.strip(_WS)
+    if not rule or rule[:1] in (b"#", b";"):
+        return None
+    return rule
 
 
 def parse_binfmt_d(text: bytes) -> list[Entry]:

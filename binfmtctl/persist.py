@@ -57,8 +57,9 @@ from binfmtctl.entry import (
     render_update_binfmts,
 )
 from binfmtctl.errors import BinfmtctlError, UsageError
+from binfmtctl.inputs import load_json
 from binfmtctl.plan import Action, plan_register
-from binfmtctl.rootfs import Root
+from binfmtctl.rootfs import Root, read_regular
 from binfmtctl.rules import KernelProfile, validate
 
 #: typing and subprocess are not imported at run time: the boot-time apply does not need them
@@ -361,11 +362,18 @@ def config_with(
     """
     change = ConfigChange(path)
     lines = _config_lines(text) if text.strip() else _config_lines(_header_bytes())
+    where: dict[str, list[int]] = {}  # name -> its lines, so the whole merge is linear
+    for i, line in enumerate(lines):
+        n = _line_name(line)
+        if n is not None:
+            where.setdefault(n, []).append(i)
+    dropped: set[int] = set()
     for e in entries:
         rendered = render_register(e)
-        hits = [i for i, line in enumerate(lines) if _line_name(line) == e.name]
+        hits = where.get(e.name)
         if not hits:
             lines.append(rendered)
+            where[e.name] = [len(lines) - 1]
             change.added.append(e.name)
             continue
         current = _line_entry(lines[hits[-1]])
@@ -373,24 +381,27 @@ def config_with(
             change.unchanged.append(e.name)
             continue
         lines[hits[0]] = rendered
-        for i in reversed(hits[1:]):
-            del lines[i]
+        dropped.update(hits[1:])
+        where[e.name] = hits[:1]
         change.replaced.append(e.name)
-    return b"\n".join(lines) + b"\n", change
+    kept = [line for i, line in enumerate(lines) if i not in dropped]
+    return b"\n".join(kept) + b"\n", change
 
 
 def config_without(text: bytes, names: Iterable[str], path: str = "") -> tuple[bytes, ConfigChange]:
-    """The config text without any line defining ``names`` (pure); comments are kept."""
+    """The config text without any line defining ``names`` (pure, linear); comments are kept."""
     change = ConfigChange(path)
-    lines = _config_lines(text)
-    for n in dict.fromkeys(names):
-        hits = [i for i, line in enumerate(lines) if _line_name(line) == n]
-        if not hits:
-            change.missing.append(n)
-            continue
-        for i in reversed(hits):
-            del lines[i]
-        change.removed.append(n)
+    wanted = dict.fromkeys(names)
+    found: set[str] = set()
+    lines = []
+    for line in _config_lines(text):
+        n = _line_name(line)
+        if n is not None and n in wanted:
+            found.add(n)
+        else:
+            lines.append(line)
+    for n in wanted:
+        (change.removed if n in found else change.missing).append(n)
     return (b"\n".join(lines) + b"\n") if lines else _header_bytes(), change
 
 
@@ -418,7 +429,11 @@ def _is_masked(path: Path) -> bool:
 def read_config_text(path: Path) -> bytes:
     """The config's bytes; empty if it does not exist. Edge."""
     try:
-        return path.read_bytes()
+        if path.is_dir():
+            raise IsADirectoryError
+        if _is_masked(path):
+            return b""  # a /dev/null mask reads as empty
+        return read_regular(path)  # a FIFO must not hang the boot unit
     except FileNotFoundError:
         return b""
     except IsADirectoryError:
@@ -980,8 +995,8 @@ def parse_import(
                 out.append(Imported(entry, f"{source}:{lineno}"))
         return out, problems, warnings
     if fmt == "json":
+        doc = load_json(data, source)
         try:
-            doc = json.loads(data)
             rows = doc["entries"] if isinstance(doc, dict) else doc
             regs = [str(r["register"]) for r in rows]
         except (ValueError, KeyError, TypeError):
@@ -1208,8 +1223,8 @@ def boot_sources(root: str = "/", config: Path | None = None) -> list[Source]:
     for d, n in files:
         disk = in_root(root, f"{d}/{n}")
         try:
-            data = resolve_in_root(root, f"{d}/{n}").read_bytes()
-        except OSError:
+            data = read_regular(resolve_in_root(root, f"{d}/{n}"))
+        except (OSError, BinfmtctlError):
             continue
         kind = "binfmtctl" if os.path.realpath(disk) == cfg_real else "binfmt.d"
         seen_cfg = seen_cfg or kind == "binfmtctl"
@@ -1221,8 +1236,8 @@ def boot_sources(root: str = "/", config: Path | None = None) -> list[Source]:
             out.append(Source(e.name, str(disk), lineno, kind))
     if not seen_cfg:
         try:
-            entries, _ = parse_config(cfg.read_bytes(), str(cfg))
-        except OSError:
+            entries, _ = parse_config(read_regular(cfg), str(cfg))
+        except (OSError, BinfmtctlError):
             entries = []
         out += [Source(e.name, str(cfg), 0, "binfmtctl") for e in entries]
     for d, kind, parse in (
@@ -1234,8 +1249,8 @@ def boot_sources(root: str = "/", config: Path | None = None) -> list[Source]:
             if n.startswith(".") or n.endswith(_IGNORED_SUFFIXES):
                 continue
             try:
-                parse(n, resolve_in_root(root, f"{d}/{n}").read_bytes())
-            except (OSError, EntryParseError, ValueError):
+                parse(n, read_regular(resolve_in_root(root, f"{d}/{n}")))
+            except (OSError, BinfmtctlError, ValueError):
                 continue
             out.append(Source(n, str(in_root(root, f"{d}/{n}")), 0, kind))
     return out

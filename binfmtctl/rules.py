@@ -165,10 +165,12 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
         if raw in (b"", b"\n"):
             return res  # nothing more to say about nothing
     elif n > profile.max_register:
+        total = getattr(raw, "full_length", n)  # a LongLine: only its start was read
         err(
             "length",
             "length.max",
-            f"the register string is {n} bytes; Linux {profile.label} accepts at most {profile.max_register}",
+            f"the register string is {total} bytes, over the kernel's register limit of "
+            f"{profile.max_register} bytes (Linux {profile.label})",
             "shorten it: drop the mask if it is all \\xff, write magic bytes raw where safe, or use a shorter interpreter path",
             (profile.max_register, n),
         )
@@ -178,6 +180,16 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
     d = raw[0]
     w = raw + bytes((d,)) * 8  # the kernel pads with 8 delimiter bytes
     dname = _show(d)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        err(
+            "delimiter",
+            "delimiter.bom",
+            "the line starts with a UTF-8 byte order mark (EF BB BF): systemd-binfmt and echo "
+            "pass it to the kernel, which takes its first byte \\xef as the delimiter",
+            "save the file without a BOM (sed -i '1s/^\\xEF\\xBB\\xBF//' FILE)",
+            (0, 3),
+        )
+        return res  # every other complaint would follow from the wrong delimiter
     if chr(d) in "POCF":
         err(
             "delimiter",

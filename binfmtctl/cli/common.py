@@ -5,13 +5,12 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
 
-from binfmtctl.errors import BinfmtctlError, Problem, UsageError
+from binfmtctl.errors import BinfmtctlError, Problem
 from binfmtctl.wording import plural
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -86,24 +85,14 @@ pass_ctx = click.make_pass_decorator(Ctx)
 def read_inputs(entries: Sequence[str], file: str | None) -> list[bytes]:
     """Register strings from argv and/or a file (``-`` = stdin), as bytes.
 
-    Blank lines and lines starting with ``#`` or ``;`` are skipped (binfmt.d syntax).
+    The file is read as binfmt.d (the one parser, :func:`entry.binfmt_d_rule`: surrounding
+    whitespace stripped, blank lines and ``#``/``;`` comments skipped), each line bounded.
     """
+    from binfmtctl.inputs import read_binfmt_d
+
     out = [os.fsencode(e) for e in entries]
     if file is not None:
-        try:
-            if file == "-":
-                data = sys.stdin.buffer.read()
-            else:
-                with open(file, "rb") as f:
-                    data = f.read()
-        except OSError as e:
-            raise UsageError(f"cannot read {file}: {e.strerror}") from None
-        for line in data.split(b"\n"):
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line.strip() or line[:1] in (b"#", b";"):
-                continue
-            out.append(line)
+        out += [rule for _, rule in read_binfmt_d(file)]
     return out
 
 
@@ -117,12 +106,13 @@ def _open_for_read(obj: Ctx) -> Any:
 def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
     """Validate every input before anything is written; all errors at once."""
     from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.inputs import as_written
     from binfmtctl.rules import validate as do_validate
 
     entries = []
     bad = []
     for raw in raws:
-        v = do_validate(raw + b"\n", profile, exec_check=open_exec_errno)
+        v = do_validate(as_written(raw), profile, exec_check=open_exec_errno)
         errors = [p for p in v.problems if p.is_error]
         if errors or v.entry is None:
             bad.append((raw, errors))

@@ -48,6 +48,7 @@ def validate(
       grep -h . /etc/binfmt.d/*.conf | binfmtctl validate -f - --json
     """
     from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.inputs import as_written
     from binfmtctl.rules import KernelProfile, validate_contained
 
     try:
@@ -63,7 +64,7 @@ def validate(
     existing = _live_names(obj)
     verdicts = [
         validate_contained(
-            raw + b"\n", profile, existing_names=existing, exec_check=open_exec_errno
+            as_written(raw), profile, existing_names=existing, exec_check=open_exec_errno
         )
         for raw in inputs
     ]
