@@ -537,6 +537,10 @@ def exec_failure(
     err = error.errno or errno_mod.ENOENT
     resolved = command if "/" in command else shutil.which(command, path=path)
     exists = resolved is not None and os.path.exists(resolved)
+    if resolved is None and err in (errno_mod.EACCES, errno_mod.EPERM):
+        # execvp remembers EACCES from a PATH directory it cannot search; found nowhere,
+        # the command is not found (status 127), as a shell says
+        err = errno_mod.ENOENT
     foreign: str | None = None
     if exists and resolved is not None and err == errno_mod.ENOEXEC:
         try:

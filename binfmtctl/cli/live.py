@@ -433,19 +433,21 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
         bm.require_mounted()
     else:
         bm.mount_for_write()
-    live = bm.entries()
-    live_names = {e.name for e in live}
-    unknown = [n for n in names if n not in live_names]
-    if unknown:
-        _no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
-    targets = list(names) + [n for n in bm.owned() if owned and n not in names]
-    actions = plan_remove(targets, live)
-    if dry_run:
-        report_actions(actions, True)
-    refuse_in_use([a.entry for a in actions], force, dry_run)
-    if dry_run:
-        return
-    bm.apply(actions)
+    # plan under the lock: a parallel remove --owned must not see entries it just removed
+    with bm.locked() if not dry_run else contextlib.nullcontext():
+        live = bm.entries()
+        live_names = {e.name for e in live}
+        unknown = [n for n in names if n not in live_names]
+        if unknown:
+            _no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
+        targets = list(names) + [n for n in bm.owned() if owned and n not in names]
+        actions = plan_remove(targets, live)
+        if dry_run:
+            report_actions(actions, True)
+        refuse_in_use([a.entry for a in actions], force, dry_run)
+        if dry_run:
+            return
+        bm.apply(actions)
     for a in actions:
         click.echo(f"removed {a.entry.name}")
     if not actions:

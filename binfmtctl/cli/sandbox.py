@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
+import sys
 
 import click
 
@@ -91,23 +94,53 @@ def sandbox_init(
             bm = BinfmtMisc(DEFAULT_MOUNT, state_dir=state)
             desired = _parse_batch([bytes.fromhex(h) for h in entries], bm.profile)
             bm.apply(plan_register(desired, bm.entries()))
-        finally:
-            if rootless_run:  # leave nothing behind: the records die with the namespace
-                import shutil
-
-                shutil.rmtree(state, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(state, ignore_errors=True)
+            raise
     env = dict(os.environ)
     env["BINFMTCTL_STATE_DIR"] = state
     env["BINFMTCTL_SANDBOX"] = "1"
     # the namespace shares the host's files: persistence must not reach /etc/binfmt.d
     env.setdefault("BINFMTCTL_CONFIG", os.path.join(state, "zz-binfmtctl.conf"))
-    try:
-        os.execvpe(command[0], list(command), env)
-    except OSError as e:
-        if rootless_run:
-            from binfmtctl import rootless
-            from binfmtctl.install import live_qemu_targets
+    # COMMAND runs as a child so that its state directory (records, a sandboxed config)
+    # is removed when it ends: the namespace dies with it, the directory would not
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvpe(command[0], list(command), env)
+        except OSError as e:
+            if rootless_run:
+                from binfmtctl import rootless
+                from binfmtctl.install import live_qemu_targets
 
-            registered = live_qemu_targets(desired)
-            raise rootless.exec_failure(command[0], e, env.get("PATH"), registered) from None
-        raise CommandNotFound(f"cannot run {command[0]!r}: {e.strerror}") from None
+                registered = live_qemu_targets(desired)
+                raise rootless.exec_failure(command[0], e, env.get("PATH"), registered) from None
+            raise CommandNotFound(f"cannot run {command[0]!r}: {e.strerror}") from None
+    sys.exit(_wait_then_clean(pid, state))
+
+
+def _wait_then_clean(pid: int, state: str) -> int:
+    """Wait for COMMAND as a shell would (^C and ^\\ go to it; TERM and HUP are passed on),
+    remove the state directory, and end as COMMAND ended (its status, or its signal)."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda n, _f: os.kill(pid, n))
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except ChildProcessError:
+                status = 0
+                break
+            except InterruptedError:
+                continue
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    if os.WIFSIGNALED(status):  # end the same way, so callers see COMMAND's signal
+        n = os.WTERMSIG(status)
+        signal.signal(n, signal.SIG_DFL)
+        os.kill(os.getpid(), n)
+        return 128 + n
+    return os.waitstatus_to_exitcode(status)
