@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
-from binfmtctl.errors import BinfmtctlError, Problem
+from binfmtctl.errors import BinfmtctlError, Problem, UsageError
 from binfmtctl.wording import plural
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -82,18 +82,23 @@ class Ctx:
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
-def read_inputs(entries: Sequence[str], file: str | None) -> list[bytes]:
-    """Register strings from argv and/or a file (``-`` = stdin), as bytes.
-
-    The file is read as binfmt.d (the one parser, :func:`entry.binfmt_d_rule`: surrounding
-    whitespace stripped, blank lines and ``#``/``;`` comments skipped), each line bounded.
-    """
+def read_sourced(entries: Sequence[str], file: str | None) -> list[tuple[str, bytes]]:
+    """(where, register string) from argv and/or a file (``-`` = stdin): ``argument N``
+    or ``FILE:LINE``. The file is read as binfmt.d by the one parser
+    (:func:`entry.binfmt_d_rule`: surrounding whitespace stripped, blank lines and
+    ``#``/``;`` comments skipped), each line bounded."""
     from binfmtctl.inputs import read_binfmt_d
 
-    out = [os.fsencode(e) for e in entries]
+    out = [(f"argument {i}", os.fsencode(e)) for i, e in enumerate(entries, start=1)]
     if file is not None:
-        out += [rule for _, rule in read_binfmt_d(file)]
+        name = "<stdin>" if file == "-" else file
+        out += [(f"{name}:{n}", rule) for n, rule in read_binfmt_d(file)]
     return out
+
+
+def read_inputs(entries: Sequence[str], file: str | None) -> list[bytes]:
+    """Register strings from argv and/or a file, as bytes (see :func:`read_sourced`)."""
+    return [raw for _, raw in read_sourced(entries, file)]
 
 
 def _open_for_read(obj: Ctx) -> Any:
@@ -103,7 +108,9 @@ def _open_for_read(obj: Ctx) -> Any:
     return bm
 
 
-def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
+def _parse_batch(
+    raws: Sequence[bytes], profile: Any, where: Sequence[str] | None = None
+) -> list[Any]:
     """Validate every input before anything is written; all errors at once."""
     from binfmtctl.binfmt_misc import open_exec_errno
     from binfmtctl.inputs import as_written
@@ -111,16 +118,29 @@ def _parse_batch(raws: Sequence[bytes], profile: Any) -> list[Any]:
 
     entries = []
     bad = []
-    for raw in raws:
+    places = (
+        list(where) if where is not None else [f"argument {i}" for i in range(1, len(raws) + 1)]
+    )
+    first: dict[str, str] = {}
+    for raw, place in zip(raws, places, strict=True):
         v = do_validate(as_written(raw), profile, exec_check=open_exec_errno)
         errors = [p for p in v.problems if p.is_error]
         if errors or v.entry is None:
-            bad.append((raw, errors))
-        else:
-            entries.append(v.entry)
+            bad.append((raw, errors, place))
+            continue
+        if v.entry.name in first:
+            raise UsageError(
+                f"{place}: {v.entry.name!r} is also given at {first[v.entry.name]}; "
+                "each entry name can be registered once",
+                fix=f"drop one of the two (at {first[v.entry.name]} or {place})",
+            )
+        first[v.entry.name] = place
+        entries.append(v.entry)
     if bad:
-        for raw, errors in bad:
-            click.secho(f"INVALID  {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True)
+        for raw, errors, place in bad:
+            click.secho(
+                f"INVALID  {place}: {raw.decode('utf-8', 'backslashreplace')}", fg="red", err=True
+            )
             for p in errors:
                 click.echo(
                     f"  {p.field} [{p.errno}]: {p.message}\n  fix: {scoped(p.fix)}", err=True

@@ -20,7 +20,7 @@ from binfmtctl.cli.common import (
     fail,
     file_option,
     pass_ctx,
-    read_inputs,
+    read_sourced,
     refuse_in_use,
     report_actions,
     scope_note,
@@ -291,11 +291,11 @@ def register(
       binfmtctl register -f /usr/lib/binfmt.d/qemu-riscv64.conf --dry-run
     """
 
-    raws = read_inputs(entries, file)
-    if not raws:
+    sourced = read_sourced(entries, file)
+    if not sourced:
         raise UsageError("nothing to register: give ENTRY arguments or -f FILE")
     bm = obj.bm()
-    desired = _parse_batch(raws, bm.profile)
+    desired = _parse_batch([r for _, r in sourced], bm.profile, [w for w, _ in sourced])
     _safety(desired, force)
     if not dry_run:
         bm.mount_for_write()

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from binfmtctl.cli.common import CONTEXT, _parse_batch, read_inputs
+from binfmtctl.cli.common import CONTEXT, _parse_batch, read_sourced
 from binfmtctl.cli.run import _RunFailures
 from binfmtctl.errors import CommandNotFound, UsageError
 
@@ -52,10 +52,13 @@ def sandbox(entries: tuple[str, ...], file: str | None, command: tuple[str, ...]
         raise UsageError(
             "give the command to run after --", fix="binfmtctl sandbox --entry ENTRY -- COMMAND"
         )
-    raws = read_inputs(entries, file)
+    sourced = read_sourced(entries, file)
+    raws = [r for _, r in sourced]
     from binfmtctl.rules import KernelProfile
 
-    _parse_batch(raws, KernelProfile.current_default())  # refuse bad entries before entering
+    _parse_batch(
+        raws, KernelProfile.current_default(), [w for w, _ in sourced]
+    )  # refuse bad entries before entering
     inner = [*sb.self_command(), "_sandbox-init"]
     for r in raws:
         inner += ["--entry-hex", r.hex()]

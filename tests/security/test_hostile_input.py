@@ -212,3 +212,23 @@ def test_config_merge_matches_one_at_a_time(names: list[str]) -> None:
     for e in es:
         step, _ = persist.config_with(step, [e])
     assert whole == step
+
+
+def test_register_file_and_import_read_binfmt_d_alike_and_blame_the_right_line(
+    tmp_path: Path,
+) -> None:
+    f = tmp_path / "dup.conf"
+    f.write_bytes(
+        b"  # an indented comment\n:a:E::aa::/bin/true:\n\n\t:b:E::bb::/bin/true:  \n:a:E::cc::/bin/true:\n"
+    )
+    p = cli("register", "--dry-run", "-f", str(f))
+    assert p.returncode == 2, p.stderr
+    assert f"{f}:5: 'a' is also given at {f}:2".encode() in p.stderr
+    p = cli("import", "--dry-run", "--config", str(tmp_path / "c.conf"), str(f))
+    out = p.stdout + p.stderr
+    assert p.returncode == 1 and f"{f}:5: 'a' is also defined".encode() in out, out
+    assert f"{f}:2".encode() in out
+    bad = tmp_path / "bad.conf"
+    bad.write_bytes(b"\t:ok:E::ok::/bin/true:\n  ; c\n:bad:X::zz::/bin/true:\n")
+    p = cli("register", "--dry-run", "-f", str(bad))
+    assert p.returncode == 1 and f"INVALID  {bad}:3: :bad:X".encode() in p.stderr, p.stderr
