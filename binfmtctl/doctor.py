@@ -88,7 +88,7 @@ from binfmtctl.hijack import NativeSamples, hijack_problem
 from binfmtctl.hijack import gather as hijack_gather
 from binfmtctl.install import ProbeResult
 from binfmtctl.interpreters import FileFacts, expects_preserve_argv0, host_arches
-from binfmtctl.rootfs import read_regular
+from binfmtctl.rootfs import Root, read_regular
 from binfmtctl.rules import KernelProfile, validate
 from binfmtctl.trust import Verdict, interpreter_problem
 from binfmtctl.usage import Snapshot
@@ -1360,6 +1360,16 @@ def _read(path: str | Path, limit: int = 1 << 20) -> str | None:
         return None
 
 
+def _read_in(root: str, path: str, limit: int = 1 << 20) -> str | None:
+    """A regular file under ``root``, its links resolved inside ``root`` (an image's
+    links never lead doctor to the host's files); None if it cannot be read."""
+    try:
+        with Root(root) as r:
+            return r.read_bytes(path, limit).decode("utf-8", "replace")
+    except (OSError, ValueError, BinfmtctlError):
+        return None
+
+
 def _under(root: str, rel: str) -> str:
     return os.path.join(root, rel.lstrip("/"))
 
@@ -1395,7 +1405,7 @@ def gather_context(
     """Who and where we run. Commands (systemd-detect-virt) only for the real root."""
     real = os.path.realpath(root) == "/" and proc == "/proc"
     register = os.path.join(mount, "register")
-    containerenv = _read(_under(root, "run/.containerenv"))
+    containerenv = _read_in(root, _under(root, "run/.containerenv"))
     return ContextFacts(
         euid=os.geteuid(),
         cap_eff=cap_eff(_read(os.path.join(proc, "self/status"))),
@@ -1480,7 +1490,7 @@ def _skipped_on_wsl(root: str) -> bool:
         except OSError:
             continue
         for n in names:
-            text = _read(os.path.join(dropins, n)) or ""
+            text = _read_in(root, os.path.join(dropins, n)) or ""
             if "ConditionVirtualization=!wsl" in text.replace(" ", ""):
                 return True
     return False
@@ -1496,7 +1506,7 @@ def gather_managers(root: str = "/", persist: ModuleType | None = None) -> Manag
             up = str(persist.unit_path(root))
             if os.path.exists(up):
                 unit_path = up
-                text = _read(up) or ""
+                text = _read_in(root, up) or ""
                 name = str(persist.UNIT_NAME)
                 enabled = os.path.islink(persist.wants_link(root)) and not _unit_masked(root, name)
     try:

@@ -105,6 +105,10 @@ def doctor(
         except ValueError as e:
             raise UsageError(str(e), fix="--kernel 4.4, --kernel 5.10, ...") from None
 
+    from binfmtctl.rootfs import Root
+
+    Root(root).close()  # a missing --root is an error, never an empty image
+
     def raw_check() -> list[Any]:
         facts = doc.gather(
             obj.mount, root=root, proc=proc, kernel=kernel, targets=targets, probe=probe

@@ -7,6 +7,7 @@ status --root``; a missing --root is an error, not created.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -130,3 +131,22 @@ def test_root_resolves_dotdot_and_absolute_links_inside(tmp_path: Path) -> None:
         assert (img / "secret").read_text() == "image"
         assert r.read_bytes("a/abs/up/secret") == b"image"
     assert (tmp_path / "secret").read_text() == "host"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [UNIT, "etc/binfmt.d/x.conf", "etc/systemd/system/systemd-binfmt.service.d/wsl.conf"],
+)
+def test_doctor_root_does_not_hang_on_a_fifo(tmp_path: Path, where: str) -> None:
+    image = tmp_path / "image"
+    (image / where).parent.mkdir(parents=True)
+    os.mkfifo(image / where)
+    p = cli("doctor", "--root", str(image), "--json")
+    assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr
+    assert isinstance(json.loads(p.stdout)["findings"], list)
+
+
+def test_doctor_with_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
+    p = cli("doctor", "--root", str(tmp_path / "nope"))
+    assert p.returncode == 2 and "does not exist" in p.stderr
+    assert not (tmp_path / "nope").exists()
