@@ -220,12 +220,16 @@ _writes_done = 0
 def kernel_write(fd: int, data: bytes) -> None:
     """One ``write()`` to a binfmt_misc file. The crash tests set
     ``BINFMTCTL_TEST_KILL_AFTER_WRITES=k`` to have the process SIGKILL itself right
-    after its k-th successful kernel write (read here and nowhere else)."""
+    after its k-th successful kernel write, or ``before:k`` right before it (read here
+    and nowhere else)."""
     global _writes_done
+    hook = os.environ.get("BINFMTCTL_TEST_KILL_AFTER_WRITES", "")
+    before, _, k = hook.rpartition(":")
+    if k.isdigit() and before == "before" and _writes_done + 1 == int(k):
+        os.kill(os.getpid(), signal.SIGKILL)
     os.write(fd, data)
     _writes_done += 1
-    kill_after = os.environ.get("BINFMTCTL_TEST_KILL_AFTER_WRITES")
-    if kill_after and kill_after.isdigit() and _writes_done == int(kill_after):
+    if k.isdigit() and not before and _writes_done == int(k):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -2,10 +2,10 @@
 then one rerun: the table is the desired one, the records are exactly the live entries
 binfmtctl owns, and no temporary file is left (issue 13, item 4).
 
-The process kills itself right after its k-th successful write to binfmt_misc
-(``BINFMTCTL_TEST_KILL_AFTER_WRITES``, read only at the one kernel write function), so
-every point between two writes is hit: the entry of write k is live, its intent is
-pending, its confirmation never happened.
+The process kills itself right before or right after its k-th write to binfmt_misc
+(``BINFMTCTL_TEST_KILL_AFTER_WRITES=before:k`` or ``k``, read only at the one kernel
+write function), so both states between two writes are hit: an intent recorded whose
+entry never reached the kernel, and an entry live whose intent was never confirmed.
 """
 
 from __future__ import annotations
@@ -57,17 +57,24 @@ def assert_consistent(box: Sandbox, owned_names: set[str]) -> None:
     assert (os.stat(box.state_dir).st_mode & 0o777) == 0o700
 
 
-def kill_at(box: Sandbox, k: int, *args: str) -> None:
-    p = run_cli(box, *args, env={"BINFMTCTL_TEST_KILL_AFTER_WRITES": str(k)})
+def kill_at(box: Sandbox, k: str, *args: str) -> None:
+    p = run_cli(box, *args, env={"BINFMTCTL_TEST_KILL_AFTER_WRITES": k})
     assert p.returncode in KILLED, (k, p.returncode, p.stderr)
 
 
+def points(n: int) -> list[tuple[str, int]]:
+    """Every kill point of a run with n kernel writes: (hook value, writes that happened)."""
+    return [(f"before:{k}", k - 1) for k in range(1, n + 1)] + [
+        (str(k), k) for k in range(1, n + 1)
+    ]
+
+
 def test_install_killed_at_every_write_then_rerun_owns_all() -> None:
-    for k in range(1, len(TARGETS) + 1):
+    for k, written in points(len(TARGETS)):
         with Sandbox() as box:
             register_raw(box, FOREIGN)
             kill_at(box, k, "install", "--no-test", *TARGETS)
-            assert len(snapshot(box)) == 1 + k  # the k-th entry reached the kernel
+            assert len(snapshot(box)) == 1 + written
             p = run_cli(box, "install", "--no-test", *TARGETS)
             assert p.returncode == 0, p.stderr
             assert {n for n, _ in snapshot(box)} == {"other", *QEMU}
@@ -80,12 +87,12 @@ def test_install_killed_at_every_write_then_rerun_owns_all() -> None:
 
 
 def test_uninstall_killed_at_every_write_then_rerun_removes_the_rest() -> None:
-    for k in range(1, len(TARGETS) + 1):
+    for k, written in points(len(TARGETS)):
         with Sandbox() as box:
             register_raw(box, FOREIGN)
             assert run_cli(box, "install", "--no-test", *TARGETS).returncode == 0
             kill_at(box, k, "uninstall", "all")
-            assert len(snapshot(box)) == 1 + len(TARGETS) - k
+            assert len(snapshot(box)) == 1 + len(TARGETS) - written
             p = run_cli(box, "uninstall", "all")
             assert p.returncode == 0, p.stderr
             assert [n for n, _ in snapshot(box)] == ["other"]
@@ -96,7 +103,7 @@ def test_apply_killed_at_every_write_then_rerun_matches_the_config(tmp_path: Pat
     conf = tmp_path / "zz-binfmtctl.conf"
     conf.write_text("".join(line + "\n" for line in CONF_LINES))
     os.chmod(tmp_path, 0o755)
-    for k in range(1, len(CONF_LINES) + 1):
+    for k, _ in points(len(CONF_LINES)):
         with Sandbox() as box:
             register_raw(box, FOREIGN)
             kill_at(box, k, "apply", "--config", str(conf))
@@ -108,8 +115,8 @@ def test_apply_killed_at_every_write_then_rerun_matches_the_config(tmp_path: Pat
 
 def test_persist_add_killed_at_every_write_then_rerun(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o755)
-    for k in range(1, len(CONF_LINES) + 1):
-        conf = tmp_path / f"k{k}.conf"
+    for k, _ in points(len(CONF_LINES)):
+        conf = tmp_path / f"k{k.replace(':', '-')}.conf"
         with Sandbox() as box:
             register_raw(box, FOREIGN)
             args = ("persist", "add", "--apply", "--config", str(conf), *CONF_LINES)
