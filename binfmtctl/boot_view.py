@@ -17,6 +17,7 @@ from pathlib import Path
 
 from binfmtctl.entry import Entry, iter_binfmt_d_lines, parse_register, parse_update_binfmts
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.rootfs import read_regular
 
 
 def _flags(flags: str) -> str:
@@ -45,8 +46,8 @@ def read_definition(path: str, name: str) -> Entry | None:
     """The entry ``path`` registers under ``name`` at boot, or None (unreadable, no such
     rule, or a rule the kernel would refuse: then nothing of that name comes from it)."""
     try:
-        data = Path(path).read_bytes()
-    except OSError:
+        data = read_regular(path)  # regular files only: a FIFO must not hang doctor
+    except (OSError, BinfmtctlError):
         return None
     parts = Path(path).parts
     with contextlib.suppress(BinfmtctlError, ValueError):
