@@ -57,7 +57,6 @@ from binfmtctl.entry import (
     render_update_binfmts,
 )
 from binfmtctl.errors import BinfmtctlError, UsageError
-from binfmtctl.inputs import load_json
 from binfmtctl.plan import Action, plan_register
 from binfmtctl.rootfs import Root, read_regular
 from binfmtctl.rules import KernelProfile, validate
@@ -995,6 +994,8 @@ def parse_import(
                 out.append(Imported(entry, f"{source}:{lineno}"))
         return out, problems, warnings
     if fmt == "json":
+        from binfmtctl.inputs import load_json  # not on the boot path: it needs typing
+
         doc = load_json(data, source)
         try:
             rows = doc["entries"] if isinstance(doc, dict) else doc
