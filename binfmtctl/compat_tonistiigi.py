@@ -233,10 +233,14 @@ def install_report(result: Mapping[str, Any], requested: Sequence[str]) -> tuple
         name = t.get("target")
         probe = probes.get(name)
         if t.get("error"):
+            ok = False
             fix = f" (fix: {t['fix']})" if t.get("fix") else ""
             lines.append(f"installing: {name} error: {t['error']}{fix}")
         elif probe is not None and not probe.get("ok"):
-            lines.append(f"installing: {name} error: registered, but the test failed: {probe.get('error')}")
+            ok = False
+            lines.append(
+                f"installing: {name} error: registered, but the test failed: {probe.get('error')}"
+            )
         else:
             verb = "OK" if t.get("action") != "keep" else "OK (already installed)"
             lines.append(f"installing: {name} {verb} ({t.get('entry')}, flags {t.get('flags')})")

@@ -33,8 +33,8 @@ def test_install_as_setup_qemu_action_does_then_run_foreign_binaries_outside(
         f"$PODMAN {RUN} {image} --install arm64,riscv64,s390x\n"
         "echo '--- after'\n"
         # no container is left: the entries work because F pinned QEMU from the image
-        f"test -z \"$($PODMAN ps -aq)\"\n"
-        f"for f in {MNT}/qemu-*; do echo \"== $f\"; cat $f; done\n"
+        f'test -z "$($PODMAN ps -aq)"\n'
+        f'for f in {MNT}/qemu-*; do echo "== $f"; cat $f; done\n'
         "echo '--- probes'\n"
         "$PYTHON -m binfmtctl test --json aarch64 riscv64 s390x\n"
         "echo '--- status'\n"
@@ -58,7 +58,9 @@ def test_install_as_setup_qemu_action_does_then_run_foreign_binaries_outside(
     ], probes
     # the no-argument status, as the action parses it (last JSON document on stdout)
     status = _json_blocks(status_out)[-1]
-    assert {"linux/arm64", "linux/riscv64", "linux/s390x", "linux/amd64"} <= set(status["supported"])
+    assert {"linux/arm64", "linux/riscv64", "linux/s390x", "linux/amd64"} <= set(
+        status["supported"]
+    )
     assert "linux/ppc64le" not in status["supported"]
     assert status["emulators"] == ["qemu-aarch64", "qemu-riscv64", "qemu-s390x"]
     # the install run printed the status too (tonistiigi does)
