@@ -191,22 +191,27 @@ def mount_private(path: str = DEFAULT_MOUNT) -> None:
         )
 
 
-def _unshare_prefix() -> list[str]:
-    return ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"]
+def _unshare_prefix(map_args: Sequence[str] = ("--map-root-user",)) -> list[str]:
+    return ["unshare", "--user", *map_args, "--mount", "--propagation", "private"]
 
 
 def exec_in_sandbox(
-    inner: Sequence[str], env: Mapping[str, str] | None = None, *, check: bool = True
+    inner: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    check: bool = True,
+    map_args: Sequence[str] = ("--map-root-user",),
 ) -> None:
     """Replace this process with ``inner`` running in a fresh private namespace.
 
     ``inner`` runs as (mapped) root of the new user namespace and must mount
     binfmt_misc itself (``binfmtctl _sandbox-init`` does). ``check=False``: the
     caller has already established that a private instance can be made.
+    ``map_args``: unshare's id-mapping options (see :mod:`binfmtctl.idmap`).
     """
     if check:
         require_available()
-    argv = [*_unshare_prefix(), "--", *inner]
+    argv = [*_unshare_prefix(map_args), "--", *inner]
     os.execvpe(argv[0], argv, dict(env if env is not None else os.environ))
 
 

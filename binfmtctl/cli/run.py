@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -222,4 +223,17 @@ def _run(
         click.echo(
             "running COMMAND as root of a private user namespace (not root on the host)", err=True
         )
-    sb.exec_in_sandbox(rootless.inner_argv(sb.self_command(), rp.entries, command), check=False)
+    from binfmtctl import idmap
+
+    ids = idmap.plan_idmap(idmap.gather())
+    warning = idmap.engine_warning(command, ids)
+    if warning:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    elif verbose and ids.subordinate:
+        click.echo("mapping your subordinate ids too (/etc/subuid, /etc/subgid)", err=True)
+    sb.exec_in_sandbox(
+        rootless.inner_argv(sb.self_command(), rp.entries, command),
+        {**os.environ, **ids.env},
+        check=False,
+        map_args=ids.unshare_args,
+    )

@@ -96,10 +96,9 @@ def fleet_ready() -> None:
             fail_needs(cmd, f"apt-get install -y {pkg}")
 
 
-@pytest.fixture(scope="session")
-def base_tarball(fleet_ready: None) -> Path:
-    """A debootstrapped minbase bookworm root as a tar, made once and cached."""
-    tar = CACHE / f"{SUITE}-minbase-{'-'.join(BASE_PACKAGES)}.tar"
+def cached_debootstrap(name: str, *options: str) -> Path:
+    """``debootstrap --variant=minbase OPTIONS bookworm`` as a tar under CACHE, made once."""
+    tar = CACHE / f"{SUITE}-minbase-{name}.tar"
     if tar.is_file():
         return tar
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -110,7 +109,7 @@ def base_tarball(fleet_ready: None) -> Path:
             [
                 "debootstrap",
                 "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
+                *options,
                 SUITE,
                 str(rootfs),
                 debian_mirror(_apt_sources()),
@@ -120,14 +119,34 @@ def base_tarball(fleet_ready: None) -> Path:
             check=False,
         )
         assert p.returncode == 0, f"debootstrap failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+        # an image's /proc, /sys and /dev are the engine's: plain empty directories (the first
+        # stage leaves /proc a symlink to the host's, which runc refuses to mount over)
+        for d in ("proc", "sys", "dev"):
+            target = rootfs / d
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(mode=0o755)
         part = work / "base.tar"
-        subprocess.run(
-            ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(part), "."], check=True
-        )
+        tar_argv = ["tar", "--numeric-owner", "--exclude=./debootstrap", "-C", str(rootfs)]
+        subprocess.run([*tar_argv, "-cf", str(part), "."], check=True)
         part.rename(tar)  # atomic: a half-written tarball is never taken for the cache
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return tar
+
+
+@pytest.fixture(scope="session")
+def base_tarball(fleet_ready: None) -> Path:
+    """The image's base: a minbase bookworm root with Python and QEMU, as a tar."""
+    return cached_debootstrap("-".join(BASE_PACKAGES), f"--include={','.join(BASE_PACKAGES)}")
+
+
+@pytest.fixture(scope="session")
+def arm64_rootfs(fleet_ready: None) -> Path:
+    """An arm64 bookworm root (debootstrap's first stage: unpacked, not configured, which
+    needs no emulation) to build a foreign image from."""
+    return cached_debootstrap("arm64-foreign", "--foreign", "--arch=arm64")
 
 
 @dataclass(frozen=True)
