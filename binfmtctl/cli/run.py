@@ -150,6 +150,12 @@ def run(
     containers and chroots. Without TARGETs, such targets are skipped (with a warning for a
     dynamic QEMU).
 
+    Container engines (podman, buildah) inside need your subordinate ids: when /etc/subuid and
+    /etc/subgid give you a range (and newuidmap/newgidmap are installed), the namespace maps
+    it as rootless podman does and podman uses your usual image store, so
+    `binfmtctl run -- podman build --platform linux/arm64 .` runs the RUN steps through QEMU
+    with no root anywhere. Without a range, run warns before starting podman and names the fix.
+
     Refused, with the reason and the fix: Linux older than 6.7; user namespaces forbidden
     (user.max_user_namespaces = 0, kernel.unprivileged_userns_clone = 0, AppArmor's
     kernel.apparmor_restrict_unprivileged_userns = 1, a container's seccomp profile).
@@ -165,6 +171,7 @@ def run(
       binfmtctl run --target arm64 -- ./hello-arm64
       binfmtctl run -t arm64 -t riscv64 -- make test
       binfmtctl run -- sh          (every installed QEMU target)
+      binfmtctl run -t arm64 -- podman build --platform linux/arm64 -t app:arm64 .
       binfmtctl run --dry-run      (does it work here? what would be registered?)
     """
     with _RunFailures():
@@ -217,15 +224,20 @@ def _run(
             fix=rp.refusals[0].fix,
         )
     _safety(rp.entries, False, private=True)
+    from binfmtctl import idmap
+
+    ids = idmap.plan_idmap(idmap.gather())
     if dry_run:
+        if ids.subordinate:
+            click.echo("container engines: your subordinate ids are mapped (podman build works)")
+        else:
+            click.echo(f"container engines: only you are mapped: {ids.reason}")
+            click.echo(f"  fix: {ids.fix}")
         return
     if verbose:
         click.echo(
             "running COMMAND as root of a private user namespace (not root on the host)", err=True
         )
-    from binfmtctl import idmap
-
-    ids = idmap.plan_idmap(idmap.gather())
     warning = idmap.engine_warning(command, ids)
     if warning:
         click.secho(f"warning: {warning}", fg="yellow", err=True)

@@ -91,6 +91,8 @@ def test_rootless_podman_build_runs_arm64_steps_without_root(
     )
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
+    dry = _as_user(user, home, [user.python, "-m", "binfmtctl", "run", "--dry-run"], subids)
+    assert "container engines: your subordinate ids are mapped" in dry.stdout, dry.stdout
     # the RUN steps ran arm64 programs (dash, coreutils, dpkg) through QEMU, as the user's root
     assert "RUN step on aarch64, arm64 userland, as uid 0" in out, out[-3000:]
     assert "ARCH=arm64" in p.stdout
@@ -117,3 +119,7 @@ def test_without_subordinate_ids_run_says_why_podman_will_fail_and_the_fix(
         "/etc/subuid and /etc/subgid; fix: as root: usermod --add-subuids 100000-165535 "
         "--add-subgids 100000-165535 nobody" in p.stderr.replace("\n", " ")
     ), p.stderr
+    dry = _as_user(user, home, [user.python, "-m", "binfmtctl", "run", "--dry-run"], None)
+    assert "container engines: only you are mapped: nobody has no subordinate ids" in dry.stdout, (
+        dry.stdout
+    )
