@@ -115,3 +115,36 @@ def test_the_init_container_as_written_leaves_the_table_installed(
     ]
     # the ownership records landed on the node's hostPath, not in the discarded container
     assert any(state.rglob("*")), "no ownership record on the hostPath volume"
+
+
+def test_the_watch_container_as_written_logs_one_doctor_json_line_per_check(
+    podman: Podman, image: str, tmp_path: Path
+) -> None:
+    (ds,) = _docs()["daemonset.yaml"]
+    spec = ds["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    (watch,) = spec["containers"]
+    state = tmp_path / "node-run-binfmtctl"
+    state.mkdir()
+    dirs = {"/run/binfmtctl": str(state)}
+    init_run = shlex.join(
+        ["run", "--rm", *RUN_FLAGS, *podman_args(init, spec["volumes"], _config(), dirs)]
+    )
+    watch_run = shlex.join(["run", "-d", "--name", "watch", *RUN_FLAGS])
+    watch_run += " " + shlex.join(podman_args(watch, spec["volumes"], _config(), dirs))
+    p = podman.session(
+        f"$PODMAN {init_run.replace('IMAGE', image)} >/dev/null\n"
+        f"$PODMAN {watch_run.replace('IMAGE', image)} >/dev/null\n"
+        # wait for the first check's line (the next comes only after the interval)
+        'until [ -n "$($PODMAN logs watch)" ]; do sleep 1; done\n'
+        "$PODMAN logs watch | head -n 1\n"
+        "$PODMAN rm -f -t 0 watch >/dev/null\n"
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    (line,) = p.stdout.splitlines()
+    findings = json.loads(line)["findings"]
+    # it sees the node's table the init container filled: no complaint about those entries
+    entries = {f["entry"] for f in findings if f["severity"] in ("error", "warning")}
+    assert not entries & {"qemu-aarch64", "qemu-riscv64", "qemu-s390x", "qemu-ppc64le"}, findings
+    codes = {f["code"] for f in findings}
+    assert not codes & {"not-mounted", "mount-missing", "automount-untriggered"}, findings
