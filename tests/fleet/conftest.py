@@ -30,7 +30,8 @@ SUITE = "bookworm"
 #: in the base so the image build needs no network (Debian's own packages, as the image uses)
 BASE_PACKAGES = ("python3", "python3-venv", "qemu-user-static")
 IMAGE = "localhost/binfmtctl:fleet-test"
-BASE_IMAGE = "localhost/binfmtctl-test-base:bookworm"
+#: bump when cached_debootstrap's output changes, so stale caches are not reused
+CACHE_VERSION = 2
 MNT = "/proc/sys/fs/binfmt_misc"
 #: what podman needs as root of a 0-65535 user namespace on these machines. The kernel's
 #: overlayfs works in a user namespace (Linux >= 5.11): ten times faster than vfs, which copies
@@ -98,7 +99,7 @@ def fleet_ready() -> None:
 
 def cached_debootstrap(name: str, *options: str) -> Path:
     """``debootstrap --variant=minbase OPTIONS bookworm`` as a tar under CACHE, made once."""
-    tar = CACHE / f"{SUITE}-minbase-{name}.tar"
+    tar = CACHE / f"{SUITE}-minbase-{name}-v{CACHE_VERSION}.tar"
     if tar.is_file():
         return tar
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,9 @@ def cached_debootstrap(name: str, *options: str) -> Path:
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(mode=0o755)
         part = work / "base.tar"
+        # like the Debian images on registries: no package lists, no downloaded .debs
         tar_argv = ["tar", "--numeric-owner", "--exclude=./debootstrap", "-C", str(rootfs)]
+        tar_argv += ["--exclude=./var/lib/apt/lists/*", "--exclude=./var/cache/apt/archives/*.deb"]
         subprocess.run([*tar_argv, "-cf", str(part), "."], check=True)
         part.rename(tar)  # atomic: a half-written tarball is never taken for the cache
     finally:
@@ -237,10 +240,11 @@ def build_context(dest: Path) -> Path:
 def image(podman: Podman, base_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The project's image, built from deploy/Containerfile on the debootstrapped base."""
     ctx = build_context(tmp_path_factory.mktemp("context"))
+    base = f"localhost/binfmtctl-test-base:{base_tarball.stem}"
     p = podman.session(
-        f"$PODMAN image exists {BASE_IMAGE} || $PODMAN import {base_tarball} {BASE_IMAGE} >/dev/null\n"
+        f"$PODMAN image exists {base} || $PODMAN import {base_tarball} {base} >/dev/null\n"
         f"$PODMAN build --isolation chroot -f {ctx}/deploy/Containerfile "
-        f"--build-arg BASE={BASE_IMAGE} --build-arg WHEELS=wheels -t {IMAGE} {ctx}\n"
+        f"--build-arg BASE={base} --build-arg WHEELS=wheels -t {IMAGE} {ctx}\n"
     )
     assert p.returncode == 0, f"image build failed:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
     return IMAGE

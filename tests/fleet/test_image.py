@@ -86,3 +86,18 @@ def test_failures_exit_1_with_the_reason_on_the_last_stderr_line(
     assert "uninstalling: nosuch error: not found" in p.stderr
     assert "error: unknown target 'not-an-arch'" in p.stderr
     assert "qemu-aarch64" not in p.stdout.split("rc=2")[-1]  # it was removed
+
+
+def test_the_image_is_small_no_compiler_no_pip_no_cache(podman: Podman, image: str) -> None:
+    p = podman.session(
+        f"$PODMAN {' '.join(('run', '--rm', *RUN_FLAGS))} --entrypoint sh {image} -c '"
+        "for c in gcc cc g++ make pip pip3; do command -v $c && echo HAS-$c; done; "
+        "ls -d /root/.cache/pip /opt/binfmtctl/lib/python3*/site-packages/pip 2>/dev/null; "
+        "ls /var/lib/apt/lists | grep -v -e lock -e partial; "
+        '/opt/binfmtctl/bin/python -c "import binfmtctl, sys; print(binfmtctl.__file__)"\'\n'
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "HAS-" not in p.stdout, p.stdout
+    assert p.stdout.strip().splitlines() == [
+        "/opt/binfmtctl/lib/python3.11/site-packages/binfmtctl/__init__.py"
+    ], p.stdout
