@@ -7,6 +7,9 @@ minbase bookworm`` from the Debian mirror apt is configured with, cached as a ta
 /var/cache/binfmtctl-tests (env BINFMTCTL_TEST_CACHE) so reruns take seconds, then
 ``podman import``. The image is built once per session, from wheels built on the host
 (``pip wheel``), offline inside the build.
+
+Left out of the README's test command (pyproject: ``-m 'not fleet'``); run them with
+``pytest -m fleet tests/fleet``, as .ci/run does (as root, after ``pip install -e '.[fleet]'``).
 """
 
 from __future__ import annotations
