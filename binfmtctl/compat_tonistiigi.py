@@ -325,7 +325,7 @@ def run(req: Request) -> int:
         _log(f"binfmtctl/{__version__} (tonistiigi/binfmt-compatible entrypoint)")
         return 0
     failures: list[str] = []
-    BinfmtMisc(req.mount).ensure_mounted()  # as tonistiigi: this container's own mount
+    BinfmtMisc(req.mount).mount_for_write()  # as tonistiigi: this container's own mount
     if req.uninstall:
         _uninstall(req, failures)
     if req.install:

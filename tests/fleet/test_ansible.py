@@ -112,7 +112,7 @@ def test_role_check_then_changed_then_unchanged_and_the_probe_runs(
     assert [(r["target"], r["ok"]) for r in results] == [("aarch64", True), ("riscv64", True)]
 
 
-def test_a_target_that_cannot_be_installed_fails_the_play_with_the_reason(
+def test_a_bad_target_fails_the_play_with_binfmtctls_reason_and_changes_nothing(
     sandbox: sb.Sandbox, tmp_path: Path
 ) -> None:
     (tmp_path / "ansible").mkdir()
@@ -129,7 +129,7 @@ def test_a_target_that_cannot_be_installed_fails_the_play_with_the_reason(
                     "binfmtctl_manage_packages": False,
                     "binfmtctl_command": f"{sys.executable} -m binfmtctl",
                     "binfmtctl_config": str(tmp_path / "c.conf"),
-                    "binfmtctl_targets": ["x86_64"],  # the host's own family: refused
+                    "binfmtctl_targets": ["arm64", "not-an-arch"],
                 }
             ),
             str(ANSIBLE / "playbook.yml"),
@@ -148,9 +148,9 @@ def test_a_target_that_cannot_be_installed_fails_the_play_with_the_reason(
     )
     out = p.stdout.decode(errors="replace")
     assert p.returncode == 2, out
-    assert (
-        "binfmtctl install failed: x86_64: the host (x86_64) runs the i386 family natively" in out
-    )
+    assert "binfmtctl failed (exit 2): Error: unknown target 'not-an-arch'" in out
+    assert "fix: use a QEMU target name" in out
+    assert sandbox.run(["ls", sb.DEFAULT_MOUNT]).stdout.split() == [b"register", b"status"]
     assert not (tmp_path / "c.conf").exists()
 
 

@@ -143,8 +143,12 @@ def test_the_watch_container_as_written_logs_one_doctor_json_line_per_check(
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (line,) = p.stdout.splitlines()
     findings = json.loads(line)["findings"]
-    # it sees the node's table the init container filled: no complaint about those entries
-    entries = {f["entry"] for f in findings if f["severity"] in ("error", "warning")}
-    assert not entries & {"qemu-aarch64", "qemu-riscv64", "qemu-s390x", "qemu-ppc64le"}, findings
+    # it sees the node's table the init container filled, and the targets work: no error, and
+    # about those entries only the warning that the node itself does not persist them (the
+    # DaemonSet does)
+    ours = {"qemu-aarch64", "qemu-riscv64", "qemu-s390x", "qemu-ppc64le"}
+    assert not [f for f in findings if f["severity"] == "error"], findings
+    about_ours = {f["code"] for f in findings if f["entry"] in ours and f["severity"] != "info"}
+    assert about_ours <= {"not-persistent"}, findings
     codes = {f["code"] for f in findings}
     assert not codes & {"not-mounted", "mount-missing", "automount-untriggered"}, findings
