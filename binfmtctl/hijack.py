@@ -372,16 +372,20 @@ def scan_path(path_var: str | None = None) -> tuple[list[tuple[str, bytes]], lis
 
 def kernel_has_x32() -> bool:
     """Was this kernel built with CONFIG_X86_X32_ABI (then x32 ELF runs natively)?"""
-    import gzip
-
     release = os.uname().release
     for p in ("/proc/config.gz", f"/boot/config-{release}"):
         try:
-            opener = gzip.open if p.endswith(".gz") else open
-            with opener(p, "rt") as f:
-                return any(line.strip() == "CONFIG_X86_X32_ABI=y" for line in f)
-        except OSError:
+            with open(p, "rb") as f:
+                data = f.read()
+            if p.endswith(".gz"):
+                import zlib
+
+                data = zlib.decompress(data, wbits=31)  # the gzip container
+        except Exception:  # unreadable, or a corrupt config.gz (zlib.error): says nothing
             continue
+        # a whole line, as the config file writes it (a search first: ~10,000 lines)
+        needle = b"CONFIG_X86_X32_ABI=y"
+        return needle in data and any(line.strip() == needle for line in data.splitlines())
     return False
 
 
@@ -389,8 +393,10 @@ def gather() -> NativeSamples:
     """What this host runs natively. Edge: reads /proc/self/exe and PATH (and the default
     PATH, since root's exec may use it)."""
     host = host_identity(_read_head("/proc/self/exe") or b"", os.uname().machine)
+    # x32 only adds a personality to an x86_64 host (identities()): no config read elsewhere
+    x32 = host is not None and (host.class_, host.machine) == (64, EM_X86_64) and kernel_has_x32()
     path_var = ":".join(
         dict.fromkeys((os.environ.get("PATH") or "").split(":") + DEFAULT_PATH.split(":"))
     )
     headers, names = scan_path(path_var)
-    return samples(host, headers, names, x32=kernel_has_x32())
+    return samples(host, headers, names, x32=x32)
