@@ -325,7 +325,7 @@ def missing_message(info: InterpreterInfo) -> tuple[str, str]:
 # -- edge ------------------------------------------------------------------------------------------
 def gather_facts(path: str) -> FileFacts:
     """Stat and ELF-read one candidate (never raises)."""
-    from binfmtctl.elf import NotElfError, read_elf
+    from binfmtctl.elf import NotElfError, read_elf, read_elf_facts
 
     try:
         st = os.stat(path)
@@ -335,6 +335,19 @@ def gather_facts(path: str) -> FileFacts:
         return FileFacts(path, exists=True, regular=False)
     executable = os.access(path, os.X_OK)
     real = os.path.realpath(path)
+    light = read_elf_facts(real)  # the common, well-formed case without pyelftools
+    if light is not None:
+        return FileFacts(
+            path,
+            True,
+            True,
+            executable,
+            real,
+            elf_arch=light.arch,
+            elf_machine=light.machine,
+            linkage=light.linkage,
+            loader=light.interpreter,
+        )
     try:
         info = read_elf(real)
     except NotElfError as e:
