@@ -281,9 +281,16 @@ def _window_hits(entry: Entry, native: NativeSamples) -> list[str]:
     assert isinstance(groups, list)
     magic = int.from_bytes(entry.magic, "big")
     mask = (1 << (8 * size)) - 1 if entry.mask is None else int.from_bytes(entry.mask, "big")
-    want = magic & mask
-    found = sorted(i for w, idxs in groups if w & mask == want for i in idxs)
-    return [native.headers[i][0] for i in found]
+    # the groups once more by their bytes under this mask (entries share a few masks: the
+    # QEMU ones differ only in e_machine), then one lookup per entry
+    masked = native.memo.get(("masked", offset, size, mask))
+    if masked is None:
+        by_masked: dict[int, list[int]] = {}
+        for w, idxs in groups:
+            by_masked.setdefault(w & mask, []).extend(idxs)
+        masked = native.memo[("masked", offset, size, mask)] = by_masked
+    assert isinstance(masked, dict)
+    return [native.headers[i][0] for i in sorted(masked.get(magic & mask, ()))]
 
 
 def hijack_problem(entry: Entry, native: NativeSamples) -> Problem | None:
