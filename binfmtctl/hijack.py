@@ -344,12 +344,12 @@ def _spread(items: list[_T], limit: int) -> list[_T]:
 def scan_path(path_var: str | None = None) -> tuple[list[tuple[str, bytes]], list[str]]:
     """(first bytes of a bounded sample of the executables on PATH, every name on PATH).
 
-    A file is read once however many names it has: by its real path, resolved with
-    ``realpath`` only for symlinks (the directory's real path joined with the name of
-    anything else is already its real path; ``realpath`` costs an ``lstat`` per component)."""
+    A file is read once however many names it has, by its real path: the directory's real
+    path joined with the name for anything but a symlink, the opened file's name for a
+    symlink (``realpath`` would cost an ``lstat`` per component of each)."""
     dirs = [d for d in (path_var or DEFAULT_PATH).split(":") if d.startswith("/")]
     names: list[str] = []
-    chosen: list[tuple[str, str]] = []  # (path, real path)
+    chosen: list[tuple[str, str | None]] = []  # (path, real path; None for a symlink)
     seen_dirs: set[str] = set()
     for d in dirs:
         real = os.path.realpath(d)
@@ -363,18 +363,47 @@ def scan_path(path_var: str | None = None) -> tuple[list[tuple[str, bytes]], lis
             continue
         names += [n for n, _ in listing]
         for n, link in _spread(listing, PER_DIR_LIMIT):
-            p = os.path.join(d, n)
-            chosen.append((p, os.path.realpath(p) if link else os.path.join(real, n)))
+            chosen.append((os.path.join(d, n), None if link else os.path.join(real, n)))
     headers: list[tuple[str, bytes]] = []
     seen: set[str] = set()
-    for p, real in _spread(chosen, SAMPLE_LIMIT):
-        if real in seen:
-            continue
-        seen.add(real)
-        head = _read_head(p)
+    for p, known in _spread(chosen, SAMPLE_LIMIT):
+        if known is None:  # a symlink: its target's path, from the descriptor that reads it
+            head, target = _read_link_target(p)
+            if target is None or target in seen:
+                continue
+            seen.add(target)
+        else:
+            if known in seen:
+                continue
+            seen.add(known)
+            head = _read_head(p)
         if head:
             headers.append((p, head))
     return headers, names
+
+
+def _read_link_target(path: str) -> tuple[bytes | None, str | None]:
+    """(the first bytes, the real path) of what a symlink leads to, with one open: the
+    kernel names the opened file (``/proc/self/fd``) as ``realpath`` would, without an
+    ``lstat`` per component. (None, None) when it cannot be opened (nothing to read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except (OSError, ValueError):
+        return None, None
+    try:
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = os.path.realpath(path)  # no /proc
+        if not real.startswith("/"):  # not a path (an anonymous file): resolve by name
+            real = os.path.realpath(path)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, real
+        return os.read(fd, BUF_SIZE), real
+    except OSError:
+        return None, None
+    finally:
+        os.close(fd)
 
 
 def kernel_has_x32() -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,3 +104,34 @@ def test_a_mask_of_another_length_raises_as_matches_header_does() -> None:
         assert str(e) == expected
     else:
         raise AssertionError("no ValueError")
+
+
+def test_scan_path_reads_each_real_file_once_as_realpath_would(tmp_path: Path) -> None:
+    """Symlinks are resolved through the opened descriptor: the same files are read, once
+    each, as with os.path.realpath, through chains, relative and cross-directory links."""
+    a, b, real = tmp_path / "a", tmp_path / "b", tmp_path / "real"
+    for d in (a, b, real):
+        d.mkdir()
+    (real / "tool").write_bytes(b"#!/bin/sh\ntool\n")
+    (a / "prog").write_bytes(b"#!/bin/sh\nprog\n")
+    os.symlink("../real/tool", a / "link1")  # relative, into another directory
+    os.symlink(a / "link1", b / "link2")  # a chain
+    os.symlink("prog", b / "zprog")  # dangling here (b has no prog)
+    os.symlink(a / "prog", b / "yprog")  # the same file as a/prog
+    os.symlink(real, b / "dirlink")  # a directory: not read
+    os.symlink(tmp_path / "real", tmp_path / "alias")  # a PATH dir reached through a link
+    headers, names = hijack.scan_path(f"{a}:{b}:{tmp_path / 'alias'}")
+    # the reference: the same listing, deduplicated by os.path.realpath, read if regular
+    expected, seen = [], set()
+    for d in (a, b, tmp_path / "alias"):
+        for n in sorted(os.listdir(d)):
+            p = os.path.join(d, n)
+            r = os.path.realpath(p)
+            if r in seen:
+                continue
+            seen.add(r)
+            if os.path.isfile(p):
+                expected.append((p, Path(p).read_bytes()))
+    assert headers == expected
+    assert [p for p, _ in headers] == [f"{a}/link1", f"{a}/prog"]  # the rest are duplicates
+    assert sorted(names) == sorted(["link1", "prog", "dirlink", "link2", "yprog", "zprog", "tool"])
