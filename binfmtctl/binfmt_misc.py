@@ -248,6 +248,7 @@ class BinfmtMisc:
         self._lock_depth = 0
         self._store: OwnershipStore | None = None  # while locked: the journal being kept
         self._records: Records | None = None
+        self._batch = False  # inside a batch: intents saved up front, one save at its end
 
     # -- mount state ---------------------------------------------------------
     def mount_state(self) -> MountState:
@@ -575,8 +576,32 @@ class BinfmtMisc:
         self._save()
 
     def _save(self) -> None:
-        if self._store is not None and self._records is not None:
+        if self._store is not None and self._records is not None and not self._batch:
             self._store.save(self._records)
+
+    @contextlib.contextmanager
+    def _journal(self, actions: Sequence[Action]) -> Iterator[None]:
+        """Keep the records of a batch with two durable saves instead of two per write:
+        every intent of the batch is saved before its first kernel write, and the outcome
+        once at its end. A kill in between leaves intents that the next run's
+        :func:`~binfmtctl.ownership.reconcile` claims where the kernel took them (live with
+        exactly that text) and drops where it did not, which is all a per-write confirmation
+        would have told it; stale owned records of entries removed meanwhile are dropped the
+        same way, since they are no longer live."""
+        rec = self._records
+        if rec is None or self._batch:
+            yield
+            return
+        for a in actions:
+            if a.kind in ("add", "replace"):
+                rec.pending[a.entry.name] = kernel_view(replace(a.entry, enabled=True))
+        self._save()
+        self._batch = True
+        try:
+            yield
+        finally:
+            self._batch = False
+            self._save()
 
     def _intend(self, entry: Entry) -> None:
         if self._records is not None:
@@ -612,12 +637,13 @@ class BinfmtMisc:
         done: list[Action] = []
         with self.locked():
             before = dict(self._records.owned) if self._records is not None else {}
-            try:
-                for a in actions:
-                    self._do(a, done)
-            except BinfmtctlError:
-                self._rollback(done, before)
-                raise
+            with self._journal(actions):
+                try:
+                    for a in actions:
+                        self._do(a, done)
+                except BinfmtctlError:
+                    self._rollback(done, before)
+                    raise
         return done
 
     def apply_each(self, actions: list[Action]) -> list[tuple[Action, BinfmtctlError | None]]:
@@ -626,15 +652,16 @@ class BinfmtMisc:
         results: list[tuple[Action, BinfmtctlError | None]] = []
         with self.locked():
             before = dict(self._records.owned) if self._records is not None else {}
-            for a in actions:
-                done: list[Action] = []
-                try:
-                    self._do(a, done)
-                except BinfmtctlError as e:
-                    self._rollback(done, before)
-                    results.append((a, e))
-                    continue
-                results.append((a, None))
+            with self._journal(actions):
+                for a in actions:
+                    done: list[Action] = []
+                    try:
+                        self._do(a, done)
+                    except BinfmtctlError as e:
+                        self._rollback(done, before)
+                        results.append((a, e))
+                        continue
+                    results.append((a, None))
         return results
 
     def _add(self, entry: Entry) -> None:
