@@ -11,7 +11,7 @@ import click
 
 from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, scoped
 from binfmtctl.cli.completion import complete_targets
-from binfmtctl.errors import BinfmtctlError, ExitStatus, UsageError
+from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.wording import plural
 
 
@@ -49,81 +49,12 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
       binfmtctl which ./hello-arm64
       binfmtctl which --json /srv/rootfs/bin/busybox
     """
+    from binfmtctl import which as use_case
     from binfmtctl.binfmt_misc import open_exec_errno
-    from binfmtctl.elf import NotElfError, read_elf, read_header
-    from binfmtctl.match import handler_exec_failure, match
+    from binfmtctl.cli.render.inspect import emit
 
-    entries, enabled, note = _live_for_matching(obj)
-    results: list[dict[str, Any]] = []
-    unreadable = failing = 0
-    for path in files:
-        row: dict[str, Any] = {
-            "path": path,
-            "elf": None,
-            "handler": None,
-            "native": False,
-            "near_misses": [],
-        }
-        try:
-            header = read_header(path)
-        except NotElfError as e:
-            row["error"] = e.format_message()
-            unreadable += 1
-            results.append(row)
-            continue
-        try:
-            row["elf"] = read_elf(path).to_json()
-        except NotElfError as e:
-            row["not_elf"] = e.format_message()
-        m = match(header, entries, path=path, status_enabled=enabled)
-        row.update(m.to_json())
-        if m.handler is not None:
-            fails = handler_exec_failure(m.handler, open_exec_errno(m.handler.interpreter))
-            if fails is not None:
-                row["exec_fails"] = {**fails, "fix": scoped(fails["fix"])}
-                failing += 1
-        if note:
-            row["notes"] = [note, *row.get("notes", [])]
-        results.append(row)
-    if as_json:
-        emit_json(results)
-    else:
-        for r in results:
-            _print_which(r)
-    if unreadable or failing:
-        sys.exit(ExitStatus.PROBLEMS)
-
-
-def _print_which(r: dict[str, Any]) -> None:
-    if "error" in r:
-        click.secho(f"{r['path']}: {r['error']}", fg="red")
-        return
-    elf = r.get("elf")
-    if elf:
-        what = f"ELF {elf['class']}-bit {elf['endian']}-endian {elf['machine_description']} ({elf['arch'] or 'no QEMU target'}), {elf['linkage'] or elf['type']}"
-    else:
-        what = str(r.get("not_elf", "not ELF"))
-    click.echo(f"{r['path']}: {what}")
-    h = r["handler"]
-    fails = r.get("exec_fails")
-    if h and fails:
-        click.secho(
-            f"  would fail: {h['name']} takes it, but {fails['message']}", fg="red", bold=True
-        )
-        click.echo(f"  fix: {fails['fix']}")
-    elif h:
-        click.secho(f"  runs with: {h['name']} -> {h['interpreter']}", fg="green")
-    elif r["native"]:
-        click.echo("  runs natively on this host")
-    else:
-        click.secho("  nothing can run it here: exec gives 'exec format error'", fg="yellow")
-    for c in r.get("candidates", []):
-        if c.get("state") != "handler":
-            click.echo(f"  also matches {c['name']}: {c['reason']}")
-    for nm in r["near_misses"]:
-        click.echo(f"  not {nm['name']}: {nm['message']}")
-    for n in r.get("notes", []):
-        click.echo(f"  note: {n}")
+    live = use_case.live_for_matching(obj.bm())
+    emit(use_case.which(files, live, exec_check=open_exec_errno, scope_fix=scoped), as_json=as_json)
 
 
 @click.command(context_settings=CONTEXT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from binfmtctl.cli.render import Out, emit, text_renderer
 from binfmtctl.table import Generated
+from binfmtctl.which import WhichReport, WhichVerdict
 
 __all__ = ["emit"]
 
@@ -14,3 +15,41 @@ __all__ = ["emit"]
 @text_renderer(Generated)
 def _generated(r: Generated, out: Out) -> None:
     out.line(r.binfmt_d.removesuffix("\n") if r.binfmt_d else r.register)
+
+
+@text_renderer(WhichReport)
+def _which(r: WhichReport, out: Out) -> None:
+    for v in r.verdicts:
+        _verdict(v, out)
+
+
+def _verdict(v: WhichVerdict, out: Out) -> None:
+    if v.error is not None:
+        out.line(f"{v.path}: {v.error}", fg="red")
+        return
+    elf = v.elf
+    if elf:
+        what = f"ELF {elf['class']}-bit {elf['endian']}-endian {elf['machine_description']} ({elf['arch'] or 'no QEMU target'}), {elf['linkage'] or elf['type']}"
+    else:
+        what = v.not_elf or "not ELF"
+    out.line(f"{v.path}: {what}")
+    m = v.match
+    h = m.handler if m is not None else None
+    if h is not None and v.exec_fails:
+        out.line(
+            f"  would fail: {h.name} takes it, but {v.exec_fails['message']}", fg="red", bold=True
+        )
+        out.fix(v.exec_fails["fix"])
+    elif h is not None:
+        out.line(f"  runs with: {h.name} -> {h.interpreter}", fg="green")
+    elif v.verdict == "native":
+        out.line("  runs natively on this host")
+    else:
+        out.line("  nothing can run it here: exec gives 'exec format error'", fg="yellow")
+    for c in m.candidates if m is not None else ():
+        if c.state != "handler":
+            out.line(f"  also matches {c.entry.name}: {c.reason}")
+    for nm in m.near_misses if m is not None else ():
+        out.line(f"  not {nm.entry.name}: {nm.message}")
+    for n in v.notes:
+        out.line(f"  note: {n}")
