@@ -13,8 +13,6 @@ import click
 from binfmtctl.cli.common import (
     CONTEXT,
     Ctx,
-    _open_for_read,
-    _persist_forget,
     _persist_install,
     _safety,
     emit_json,
@@ -26,7 +24,6 @@ from binfmtctl.cli.common import (
 )
 from binfmtctl.cli.completion import complete_targets, complete_uninstall
 from binfmtctl.errors import ExitStatus, UsageError
-from binfmtctl.wording import plural
 
 
 def _install_profile(kernel: str | None, dry_run: bool) -> Any:
@@ -379,43 +376,14 @@ def uninstall(
       binfmtctl uninstall arm64
       binfmtctl uninstall all --dry-run
     """
-    from binfmtctl import install as inst
-    from binfmtctl.plan import plan_remove
+    from binfmtctl import emulation
+    from binfmtctl.cli.render.emulate import emit
 
-    if not targets:
-        raise UsageError(
-            "name the targets or entries to uninstall, or `all` (binfmtctl's own qemu entries)",
-            fix="binfmtctl uninstall all",
-        )
-    bm = obj.bm()
-    if not dry_run:
-        bm.mount_for_write()
-    with bm.locked() if not dry_run else contextlib.nullcontext():
-        live = bm.entries() if bm.mount_state().state == "mounted" else []
-        names, notes = inst.uninstall_selection(list(targets), live, bm.owned())
-        actions = plan_remove(names, live)
-        refuse_in_use([a.entry for a in actions], force, dry_run)
-        if not dry_run and actions:
-            bm.apply(actions)
-    dropped = _persist_forget(config, targets, actions) if not dry_run else []
-    if as_json:
-        emit_json(
-            {
-                "dry_run": dry_run,
-                "removed": [a.entry.name for a in actions],
-                "config_removed": dropped,
-                "notes": [n.to_json() for n in notes],
-            }
-        )
-        return
-    for a in actions:
-        click.echo(f"{'would remove' if dry_run else 'removed'} {a.entry.name}")
-    for name in dropped:
-        click.echo(f"dropped {name} from binfmtctl's config: it is no longer registered at boot")
-    for n in notes:
-        click.echo(f"{n.level}: {n.text}")
-    if not actions:
-        click.echo("nothing to remove")
+    def in_use(entries: Sequence[Any], dry_run: bool) -> None:
+        refuse_in_use(entries, force, dry_run)
+
+    report = emulation.uninstall(obj.bm(), targets, dry_run=dry_run, config=config, in_use=in_use)
+    emit(report, as_json=as_json)
 
 
 @click.command("test", context_settings=CONTEXT)
@@ -437,32 +405,7 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
       binfmtctl test
       binfmtctl test arm64 riscv64 --json
     """
-    from binfmtctl import install as inst
-    from binfmtctl import table
+    from binfmtctl import emulation
+    from binfmtctl.cli.render.emulate import emit
 
-    for tok in inst.split_target_list(targets):  # a mistyped target is a usage error, first
-        if not inst.is_pattern(tok):
-            table.get_target(tok)
-    bm = _open_for_read(obj)
-    entries = bm.entries()
-    names = inst.select_test_targets(targets, inst.live_qemu_targets(entries))
-    if not names:
-        if as_json:
-            emit_json({"targets": []})
-            sys.exit(ExitStatus.PROBLEMS)
-        fail(
-            "no enabled QEMU entry to test",
-            fix="binfmtctl install TARGET...  (or name targets: binfmtctl test aarch64)",
-        )
-    names = list(dict.fromkeys(names))
-    results = inst.run_probes(names, entries, bm.enabled())
-    if as_json:
-        emit_json({"targets": [r.to_json() for r in results]})
-    else:
-        for line in inst.probe_matrix(results):
-            click.echo(line)
-    bad = [r.target for r in results if not r.ok]
-    if bad:
-        if as_json:
-            sys.exit(ExitStatus.PROBLEMS)
-        fail(f"{len(bad)} of {plural(len(results), 'target')} failed: {', '.join(bad)}")
+    emit(emulation.probe_targets(obj.bm(), targets), as_json=as_json)
