@@ -6,8 +6,10 @@ the import is lazy in the commands, keeping the core modules off the start-up pa
 from __future__ import annotations
 
 from binfmtctl.cli.render import Out, emit, text_renderer
+from binfmtctl.scan import ScanSummary
 from binfmtctl.table import Generated
 from binfmtctl.which import WhichReport, WhichVerdict
+from binfmtctl.wording import plural
 
 __all__ = ["emit"]
 
@@ -53,3 +55,26 @@ def _verdict(v: WhichVerdict, out: Out) -> None:
         out.line(f"  not {nm.entry.name}: {nm.message}")
     for n in v.notes:
         out.line(f"  note: {n}")
+
+
+NOT_EXEC_WORDS = {
+    "ET_REL": "relocatable objects (ET_REL)",
+    "ET_CORE": "core dumps (ET_CORE)",
+    "archive": "ar archives",
+}
+
+
+@text_renderer(ScanSummary)
+def _scan(r: ScanSummary, out: Out) -> None:
+    out.line(f"{plural(r.files, 'file')}, {r.elf} ELF, {r.unreadable} unreadable")
+    out.line("by architecture: " + ", ".join(f"{k} {v}" for k, v in r.by_arch.items()))
+    out.line("by handler:      " + ", ".join(f"{k} {v}" for k, v in r.by_handler.items()))
+    if r.not_executable:
+        words = ", ".join(f"{NOT_EXEC_WORDS.get(k, k)} {v}" for k, v in r.not_executable.items())
+        out.line(f"not executables: {words} (not counted above: nothing runs them)")
+    if r.unrunnable:
+        out.line(f"{plural(r.unrunnable, 'ELF file')} nothing here can run, e.g.:", fg="yellow")
+        for p in r.unrunnable_examples:
+            out.line(f"  {p}")
+    for n in r.notes:
+        out.line(f"note: {n}")
