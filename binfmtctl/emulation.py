@@ -9,16 +9,21 @@ the trust warnings) comes in as a callable, so the order of the checks stays her
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
 
 from binfmtctl.entry import Entry
-from binfmtctl.install import Note, ProbeResult
+from binfmtctl.install import Note, ProbeResult, Skipped, TargetPlan
 
 if TYPE_CHECKING:
     from binfmtctl.binfmt_misc import BinfmtMisc
+    from binfmtctl.interpreters import InterpreterInfo
+    from binfmtctl.persist import ConfigChange
     from binfmtctl.plan import Action
+    from binfmtctl.rules import KernelProfile
+    from binfmtctl.table import Target
 
 #: refuses (raises) or warns about live entries processes run through: (entries, dry_run)
 InUseGuard = Callable[[Sequence[Entry], bool], None]
@@ -111,3 +116,196 @@ def forget_in_config(
     entries, _ = persist.parse_config(persist.read_config_text(path), str(path))
     names = persist.uninstall_config_names(targets, [a.entry.name for a in actions], entries)
     return persist.remove_names(path, names).removed if names else []
+
+
+# -- install ----------------------------------------------------------------------------------------
+def install_profile(kernel: str | None, dry_run: bool) -> KernelProfile:
+    """The kernel an install plans for: the running one, or ``--kernel X.Y`` for a dry run."""
+    from binfmtctl.errors import UsageError
+    from binfmtctl.rules import KernelProfile
+
+    if kernel is None:
+        return KernelProfile.current_default()
+    if not dry_run:
+        raise UsageError(
+            "--kernel only simulates a kernel for --dry-run; a real install uses the running kernel",
+            fix="add --dry-run, or drop --kernel",
+        )
+    try:
+        return KernelProfile.parse(kernel)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """``install``'s choices, as the command line gives them."""
+
+    flags: str | None = None  # exactly these flags, instead of the per-target defaults
+    credentials: bool = False
+    qemu_path: str | None = None
+    qemu_suffix: str | None = None
+    replace: bool = False  # replace a differing entry binfmtctl did not register
+    dry_run: bool = False
+    force: bool = False
+    probe: bool = True  # run the probes afterwards
+    persist: bool = False
+    config: str | None = None
+
+
+InstallOutcome = Literal["native", "refused", "no-target", "installed"]
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """``install``: the plan per target, what was skipped, written, proven and persisted.
+
+    ``outcome``: ``native`` (every platform named runs natively: nothing to do),
+    ``refused``/``no-target`` (nothing was written), ``installed`` (or planned, dry run).
+    ``message``/``fix``: why it failed, when ``ok`` is false."""
+
+    dry_run: bool
+    kernel: str
+    ok: bool
+    changes: int
+    persisted: ConfigChange | None
+    targets: tuple[TargetPlan, ...]
+    skipped: tuple[Skipped, ...]
+    test: ProbeMatrix | None
+    outcome: InstallOutcome = field(default="installed", metadata={"json": False})
+    host: str = field(default="", metadata={"json": False})
+    message: str | None = field(default=None, metadata={"json": False})
+    fix: str | None = field(default=None, metadata={"json": False})
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def install(
+    bm: BinfmtMisc,
+    args: Sequence[str],
+    profile: KernelProfile,
+    opts: InstallOptions,
+    *,
+    safety: Callable[[Sequence[Entry]], None],
+    exec_check: Callable[[str], str | None] | None = None,
+    uname_m: str | None = None,
+) -> InstallReport:
+    """Resolve the targets, plan their entries, write them as one transaction (unless a dry
+    run), prove each with its probe, and add them to the config (``opts.persist``).
+    ``safety`` refuses (raises) or warns about entries before anything is written;
+    ``exec_check`` (default: opening it for exec) the errno of an interpreter, or None."""
+    from binfmtctl import install as inst
+    from binfmtctl import interpreters
+    from binfmtctl.binfmt_misc import open_exec_errno
+    from binfmtctl.errors import UsageError
+
+    if not args:
+        raise UsageError(
+            "name the targets to install, or `all`", fix="binfmtctl install arm64 riscv64"
+        )
+    host = uname_m or os.uname().machine
+    if opts.flags is not None:
+        inst.check_flags(opts.flags, profile)
+    found: dict[str, InterpreterInfo] = {}
+
+    def find(t: Target) -> InterpreterInfo:
+        if t.name not in found:
+            found[t.name] = interpreters.find_interpreter(
+                t, qemu_path=opts.qemu_path, qemu_suffix=opts.qemu_suffix, uname_m=host
+            )
+        return found[t.name]
+
+    chosen, skipped = inst.resolve_targets(
+        list(args), host, force=opts.force, available=lambda t: find(t).found, skip_native=True
+    )
+    refused = [s for s in skipped if s.refused]
+    plans = inst.plan_targets(
+        chosen,
+        {t.name: find(t) for t in chosen},
+        profile,
+        flags=opts.flags,
+        credentials=opts.credentials,
+        exec_check=exec_check or open_exec_errno,
+    )
+    base = InstallReport(
+        opts.dry_run, profile.label, True, 0, None, (), tuple(skipped), None, "native", host
+    )
+    if not chosen and not refused and skipped and all(s.native for s in skipped):
+        return base  # every platform named runs natively here (linux/amd64 on x86_64)
+    if refused:
+        return replace(
+            base,
+            ok=False,
+            targets=tuple(plans),
+            outcome="refused",
+            message=f"refused {', '.join(s.name for s in refused)} for the host's safety; nothing was written",
+            fix=refused[0].fix,
+        )
+    if not chosen:
+        where = f" (searched only {opts.qemu_path})" if opts.qemu_path is not None else ""
+        return replace(
+            base,
+            ok=False,
+            targets=tuple(plans),
+            outcome="no-target",
+            message=f"no target to install{where}",
+            fix=interpreters.package_hint("aarch64", interpreters.host_distro())[1],
+        )
+    entries = inst.build_entries(plans)
+    safety(entries)
+    done = _register(bm, plans, entries, opts)
+    results: tuple[ProbeResult, ...] = ()
+    working = [p.target.name for p in plans if p.ok]
+    if not opts.dry_run and opts.probe and working:
+        results = tuple(inst.run_probes(working, bm.entries(), bm.enabled()))
+    failed = [p.target.name for p in plans if not p.ok]
+    failed += [r.target for r in results if not r.ok and r.target not in failed]
+    persisted = None
+    if opts.persist and not opts.dry_run:
+        persisted = _persist(opts.config, plans)
+    n = len(plans)
+    return replace(
+        base,
+        ok=not failed,
+        changes=done,
+        persisted=persisted,
+        targets=tuple(plans),
+        test=None if opts.dry_run or not opts.probe else ProbeMatrix(results),
+        outcome="installed",
+        message=f"{len(failed)} of {n} target{'s' * (n != 1)} not working: {', '.join(failed)}"
+        if failed
+        else None,
+        fix="see the FAILED lines above" if failed else None,
+    )
+
+
+def _register(
+    bm: BinfmtMisc, plans: Sequence[TargetPlan], entries: Sequence[Entry], opts: InstallOptions
+) -> int:
+    """Plan against the live table and apply, under its lock (one transaction); the
+    number of entries registered or replaced. Each plan learns its action."""
+    from binfmtctl import install as inst
+    from binfmtctl.plan import plan_register
+
+    if not opts.dry_run and entries:
+        bm.mount_for_write()
+    with bm.locked() if not opts.dry_run else contextlib.nullcontext():  # plan and apply as one
+        mounted = bm.mount_state().state == "mounted"
+        live = bm.entries() if mounted else []
+        owned = bm.owned() if mounted else {}
+        actions = plan_register(entries, live, replace=opts.replace, owned=owned)
+        inst.attach_actions(plans, actions)
+        todo = [a for a in actions if a.kind in ("add", "replace")]
+        if not opts.dry_run and todo:
+            return len(bm.apply(todo))
+    return 0
+
+
+def _persist(config: str | None, plans: Sequence[TargetPlan]) -> ConfigChange | None:
+    """install --persist: add the entries of the installed targets to the config."""
+    from binfmtctl import persist
+
+    entries = [p.entry for p in plans if p.ok and p.entry is not None]
+    return persist.add_entries(persist.config_path(override=config), entries) if entries else None

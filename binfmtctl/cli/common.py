@@ -240,14 +240,6 @@ def _root_option(f: Any) -> Any:
     )(f)
 
 
-def _persist_install(config: str | None, plans: Sequence[Any]) -> Any:
-    """install --persist: add the entries of the installed targets to the config."""
-    from binfmtctl import persist
-
-    entries = [p.entry for p in plans if p.ok and p.entry is not None]
-    return persist.add_entries(persist.config_path(override=config), entries) if entries else None
-
-
 #: ``-f/--file`` for commands that take register strings from a file or stdin
 file_option = click.option(
     "-f",

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from binfmtctl.cli.common import scoped
 from binfmtctl.cli.render import Out, emit, text_renderer
-from binfmtctl.emulation import ProbeMatrix, UninstallReport
-from binfmtctl.install import probe_matrix
+from binfmtctl.emulation import InstallReport, ProbeMatrix, UninstallReport
+from binfmtctl.entry import render_register_str
+from binfmtctl.install import group_notes, probe_matrix
 from binfmtctl.probe import WrittenProbe
 from binfmtctl.wording import plural
 
@@ -53,3 +54,58 @@ def _uninstall(r: UninstallReport, out: Out) -> None:
         out.line(f"{n.level}: {n.text}")
     if not r.removed:
         out.line("nothing to remove")
+
+
+_VERB = {"add": "register", "replace": "replace", "keep": "unchanged", "conflict": "CONFLICT"}
+
+
+@text_renderer(InstallReport)
+def _install(r: InstallReport, out: Out) -> None:
+    out.line(
+        f"Linux {r.kernel}, host {r.host}" + (" (dry run: nothing is written)" if r.dry_run else "")
+    )
+    for s in r.skipped:
+        if s.refused:
+            out.line(f"REFUSED  {s.name}: {s.reason}", fg="red")
+            out.fix(scoped(s.fix))
+        elif r.outcome != "refused":
+            out.line(f"skipped  {s.name}: {s.reason}")
+    if r.outcome == "native":
+        out.line("nothing to do: the host runs every named platform natively")
+    if r.outcome == "installed":
+        _install_plans(r, out)
+    if r.message:
+        error(out, r.message, r.fix)
+
+
+def _install_plans(r: InstallReport, out: Out) -> None:
+    for p in r.targets:
+        if p.entry is not None and p.action is not None:
+            word = _VERB.get(p.action, p.action)
+            if r.dry_run and p.action in ("add", "replace"):
+                word = "would " + word
+            out.line(
+                f"{word:<16} {p.entry.name:<20} {p.entry.flags or '-':<4} {p.entry.interpreter}"
+            )
+            if r.dry_run and p.action in ("add", "replace", "keep"):
+                out.line(f"  {render_register_str(p.entry)}")
+        if p.error is not None:
+            out.line(f"FAILED   {p.target.name}: {p.error}", fg="red")
+            if p.fix:
+                out.fix(scoped(p.fix))
+    for note, names in group_notes(p for p in r.targets if p.ok):
+        fg = "yellow" if note.level == "warning" else None
+        out.line(f"{note.level} ({', '.join(names)}): {note.text}", fg=fg)
+    if r.dry_run:
+        return
+    if r.changes:
+        n = r.changes
+        out.line(f"done: {n} entr{'y' if n == 1 else 'ies'} registered or replaced")
+    elif any(p.ok for p in r.targets):
+        out.line("nothing to do: every requested target is already installed as requested")
+    if r.test is not None and r.test.targets:
+        out.line("test:")
+        for line in probe_matrix(r.test.targets):
+            out.line(line)
+    for line in r.persisted.describe() if r.persisted else []:
+        out.line(line)
