@@ -197,8 +197,6 @@ def install(
     ``safety`` refuses (raises) or warns about entries before anything is written;
     ``exec_check`` (default: opening it for exec) the errno of an interpreter, or None."""
     from binfmtctl import install as inst
-    from binfmtctl import interpreters
-    from binfmtctl.binfmt_misc import open_exec_errno
     from binfmtctl.errors import UsageError
 
     if not args:
@@ -206,6 +204,47 @@ def install(
             "name the targets to install, or `all`", fix="binfmtctl install arm64 riscv64"
         )
     host = uname_m or os.uname().machine
+    plans, skipped = _plan(args, host, profile, opts, exec_check)
+    base = InstallReport(
+        opts.dry_run,
+        profile.label,
+        True,
+        0,
+        None,
+        tuple(plans),
+        tuple(skipped),
+        None,
+        "native",
+        host,
+    )
+    stop = _nothing_to_install(base, opts)
+    if stop is not None:
+        return stop
+    entries = inst.build_entries(plans)
+    safety(entries)
+    done = _register(bm, plans, entries, opts)
+    results: tuple[ProbeResult, ...] = ()
+    working = [p.target.name for p in plans if p.ok]
+    if not opts.dry_run and opts.probe and working:
+        results = tuple(inst.run_probes(working, bm.entries(), bm.enabled()))
+    persisted = _persist(opts.config, plans) if opts.persist and not opts.dry_run else None
+    test = None if opts.dry_run or not opts.probe else ProbeMatrix(results)
+    return _outcome(replace(base, changes=done, persisted=persisted, test=test))
+
+
+def _plan(
+    args: Sequence[str],
+    host: str,
+    profile: KernelProfile,
+    opts: InstallOptions,
+    exec_check: Callable[[str], str | None] | None,
+) -> tuple[list[TargetPlan], list[Skipped]]:
+    """The targets named, each with its interpreter, entry and flags (or why not), and
+    those left out. Each interpreter is looked up once."""
+    from binfmtctl import install as inst
+    from binfmtctl import interpreters
+    from binfmtctl.binfmt_misc import open_exec_errno
+
     if opts.flags is not None:
         inst.check_flags(opts.flags, profile)
     found: dict[str, InterpreterInfo] = {}
@@ -220,7 +259,6 @@ def install(
     chosen, skipped = inst.resolve_targets(
         list(args), host, force=opts.force, available=lambda t: find(t).found, skip_native=True
     )
-    refused = [s for s in skipped if s.refused]
     plans = inst.plan_targets(
         chosen,
         {t.name: find(t) for t in chosen},
@@ -229,55 +267,52 @@ def install(
         credentials=opts.credentials,
         exec_check=exec_check or open_exec_errno,
     )
-    base = InstallReport(
-        opts.dry_run, profile.label, True, 0, None, (), tuple(skipped), None, "native", host
-    )
-    if not chosen and not refused and skipped and all(s.native for s in skipped):
-        return base  # every platform named runs natively here (linux/amd64 on x86_64)
+    return plans, skipped
+
+
+def _nothing_to_install(base: InstallReport, opts: InstallOptions) -> InstallReport | None:
+    """The report when nothing is to be written: every platform named runs natively here
+    (ok), one was refused for the host's safety, or no target is left; else None."""
+    from binfmtctl import interpreters
+
+    refused = [s for s in base.skipped if s.refused]
+    if not base.targets and not refused and base.skipped and all(s.native for s in base.skipped):
+        return replace(base, targets=())  # linux/amd64 on x86_64: nothing to do
     if refused:
+        names = ", ".join(s.name for s in refused)
         return replace(
             base,
             ok=False,
-            targets=tuple(plans),
             outcome="refused",
-            message=f"refused {', '.join(s.name for s in refused)} for the host's safety; nothing was written",
+            message=f"refused {names} for the host's safety; nothing was written",
             fix=refused[0].fix,
         )
-    if not chosen:
+    if not base.targets:
         where = f" (searched only {opts.qemu_path})" if opts.qemu_path is not None else ""
         return replace(
             base,
             ok=False,
-            targets=tuple(plans),
             outcome="no-target",
             message=f"no target to install{where}",
             fix=interpreters.package_hint("aarch64", interpreters.host_distro())[1],
         )
-    entries = inst.build_entries(plans)
-    safety(entries)
-    done = _register(bm, plans, entries, opts)
-    results: tuple[ProbeResult, ...] = ()
-    working = [p.target.name for p in plans if p.ok]
-    if not opts.dry_run and opts.probe and working:
-        results = tuple(inst.run_probes(working, bm.entries(), bm.enabled()))
-    failed = [p.target.name for p in plans if not p.ok]
-    failed += [r.target for r in results if not r.ok and r.target not in failed]
-    persisted = None
-    if opts.persist and not opts.dry_run:
-        persisted = _persist(opts.config, plans)
-    n = len(plans)
+    return None
+
+
+def _outcome(report: InstallReport) -> InstallReport:
+    """``report`` as installed: ok unless a target failed to plan, register or probe."""
+    failed = [p.target.name for p in report.targets if not p.ok]
+    probes = report.test.targets if report.test is not None else ()
+    failed += [r.target for r in probes if not r.ok and r.target not in failed]
+    if not failed:
+        return replace(report, outcome="installed")
+    n = len(report.targets)
     return replace(
-        base,
-        ok=not failed,
-        changes=done,
-        persisted=persisted,
-        targets=tuple(plans),
-        test=None if opts.dry_run or not opts.probe else ProbeMatrix(results),
+        report,
+        ok=False,
         outcome="installed",
-        message=f"{len(failed)} of {n} target{'s' * (n != 1)} not working: {', '.join(failed)}"
-        if failed
-        else None,
-        fix="see the FAILED lines above" if failed else None,
+        message=f"{len(failed)} of {n} target{'s' * (n != 1)} not working: {', '.join(failed)}",
+        fix="see the FAILED lines above",
     )
 
 

@@ -61,13 +61,8 @@ def scan(
         files += 1
         if progress is not None:
             progress(files, elfs, False)
-        try:  # raw fds: no buffered file object per file on this hot path
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                header = os.read(fd, 256)
-            finally:
-                os.close(fd)
-        except OSError:
+        header = _head(path)
+        if header is None:
             errors += 1
             continue
         if header[:4] != b"\x7fELF":
@@ -114,6 +109,20 @@ def scan(
         unrunnable_examples=tuple(stranded),
         notes=notes,
     )
+
+
+def _head(path: str) -> bytes | None:
+    """The first 256 bytes of ``path`` (None: unreadable), through a raw fd: no buffered
+    file object per file on this hot path, never following a symlink, never blocking on
+    a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return os.read(fd, 256)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
 
 
 def _most_first(counts: Mapping[str, int]) -> dict[str, int]:
