@@ -6,6 +6,8 @@ is written anywhere), files in tmp_path. The CLI tests check the same reports pr
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -144,3 +146,14 @@ def test_save_probe_writes_whole_executable_files(tmp_path: Path) -> None:
     with pytest.raises(BinfmtctlError) as err:
         probe.save_probe("arm64", str(tmp_path / "probe-aarch64"))
     assert err.value.fix is not None and err.value.fix.startswith("mkdir -p ")
+
+
+def test_the_use_cases_do_not_load_click() -> None:
+    code = (
+        "import sys\n"
+        "import binfmtctl.emulation, binfmtctl.scan, binfmtctl.which, binfmtctl.probe\n"
+        "import binfmtctl.table\n"
+        "print('click' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert p.stdout.strip() == "False", p.stdout + p.stderr

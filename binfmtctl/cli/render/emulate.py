@@ -9,6 +9,7 @@ from binfmtctl.cli.common import scoped
 from binfmtctl.cli.render import Out, emit, text_renderer
 from binfmtctl.emulation import InstallReport, ProbeMatrix, UninstallReport
 from binfmtctl.entry import render_register_str
+from binfmtctl.errors import BinfmtctlError, error_line
 from binfmtctl.install import group_notes, probe_matrix
 from binfmtctl.probe import WrittenProbe
 from binfmtctl.wording import plural
@@ -26,9 +27,7 @@ def _written_probe(r: WrittenProbe, out: Out) -> None:
 
 def error(out: Out, message: str, fix: str | None = None) -> None:
     """The failure line a command ends with (as click prints a ``BinfmtctlError``)."""
-    out.line(f"Error: {message}", err=True)
-    if fix:
-        out.fix(scoped(fix), err=True)
+    out.line(error_line(BinfmtctlError(message, fix=scoped(fix) if fix else None)), err=True)
 
 
 @text_renderer(ProbeMatrix)
