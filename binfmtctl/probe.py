@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import pathlib
 import struct
+import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "PROBE_TARGETS",
@@ -629,9 +630,50 @@ def write_probe(
     target: str, directory: str | os.PathLike[str], *, wait: bool = False
 ) -> pathlib.Path:
     """Write the probe to ``<directory>/probe-<target>`` (``probe-<target>-wait`` with
-    ``wait``) with mode 0755; return its path."""
+    ``wait``) with mode 0755; return its path. All or nothing: a temporary file in the
+    same directory is renamed over the name (never written through a symlink)."""
     image = build_probe(target, wait=wait)
     path = pathlib.Path(directory) / f"probe-{target}{'-wait' if wait else ''}"
-    path.write_bytes(image)
-    path.chmod(0o755)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(image)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return path
+
+
+@dataclass(frozen=True)
+class WrittenProbe:
+    """``write-probe``: where the probe went and what it prints when the target works."""
+
+    target: str
+    path: pathlib.Path
+    expected_output: str
+    size: int = field(default=0, metadata={"json": False})
+
+
+def save_probe(target: str, directory: str, *, wait: bool = False) -> WrittenProbe:
+    """The ``write-probe`` use case: ``target``'s probe written into ``directory``."""
+    from binfmtctl import table
+    from binfmtctl.errors import BinfmtctlError, UsageError
+
+    name = table.get_target(target).name
+    try:
+        image = build_probe(name, wait=wait)
+    except UnknownTargetError as e:
+        raise UsageError(str(e), fix="binfmtctl write-probe aarch64 --wait") from None
+    if not os.path.isdir(directory):
+        raise BinfmtctlError(f"{directory} is not a directory", fix=f"mkdir -p {directory}")
+    try:
+        path = write_probe(name, directory, wait=wait)
+    except OSError as e:
+        where = pathlib.Path(directory) / f"probe-{name}{'-wait' if wait else ''}"
+        raise BinfmtctlError(
+            f"cannot write {where}: {e.strerror}",
+            fix="pick a directory you can write (binfmtctl write-probe TARGET /tmp)",
+        ) from None
+    return WrittenProbe(name, path, marker(name).decode().rstrip("\n"), len(image))

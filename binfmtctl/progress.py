@@ -58,3 +58,10 @@ class Progress:
         self.stream.write("\r" + line + " " * pad)
         self.stream.flush()
         self.width = max(self.width, len(line))
+
+    def __call__(self, files: int, elfs: int, done: bool = False) -> None:
+        """The scan's progress callback: ``update``, or ``close`` when ``done``."""
+        if done:
+            self.close(files, elfs)
+        else:
+            self.update(files, elfs)

@@ -240,28 +240,6 @@ def _root_option(f: Any) -> Any:
     )(f)
 
 
-def _persist_install(config: str | None, plans: Sequence[Any]) -> Any:
-    """install --persist: add the entries of the installed targets to the config."""
-    from binfmtctl import persist
-
-    entries = [p.entry for p in plans if p.ok and p.entry is not None]
-    return persist.add_entries(persist.config_path(override=config), entries) if entries else None
-
-
-def _persist_forget(
-    config: str | None, targets: Sequence[str], actions: Sequence[Any]
-) -> list[str]:
-    """uninstall: drop what it removed (and what it names) from the config; names dropped."""
-    from binfmtctl import persist
-
-    path = persist.config_path(override=config)
-    if not path.exists():
-        return []
-    entries, _ = persist.parse_config(persist.read_config_text(path), str(path))
-    names = persist.uninstall_config_names(targets, [a.entry.name for a in actions], entries)
-    return persist.remove_names(path, names).removed if names else []
-
-
 #: ``-f/--file`` for commands that take register strings from a file or stdin
 file_option = click.option(
     "-f",

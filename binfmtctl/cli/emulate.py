@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,75 +10,12 @@ import click
 from binfmtctl.cli.common import (
     CONTEXT,
     Ctx,
-    _open_for_read,
-    _persist_forget,
-    _persist_install,
     _safety,
-    emit_json,
-    fail,
     pass_ctx,
     refuse_in_use,
     scope_note,
-    scoped,
 )
 from binfmtctl.cli.completion import complete_targets, complete_uninstall
-from binfmtctl.errors import ExitStatus, UsageError
-from binfmtctl.wording import plural
-
-
-def _install_profile(kernel: str | None, dry_run: bool) -> Any:
-    from binfmtctl.rules import KernelProfile
-
-    if kernel is None:
-        return KernelProfile.current_default()
-    if not dry_run:
-        raise UsageError(
-            "--kernel only simulates a kernel for --dry-run; a real install uses the running kernel",
-            fix="add --dry-run, or drop --kernel",
-        )
-    try:
-        return KernelProfile.parse(kernel)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
-
-def _print_install(
-    plans: Sequence[Any], skipped: Sequence[Any], dry_run: bool, profile: Any, host: str
-) -> None:
-    from binfmtctl import install as inst
-
-    click.echo(
-        f"Linux {profile.label}, host {host}"
-        + (" (dry run: nothing is written)" if dry_run else "")
-    )
-    for s in skipped:
-        if s.refused:
-            click.secho(f"REFUSED  {s.name}: {s.reason}", fg="red")
-            click.echo(f"  fix: {scoped(s.fix)}")
-        else:
-            click.echo(f"skipped  {s.name}: {s.reason}")
-    verb = {"add": "register", "replace": "replace", "keep": "unchanged", "conflict": "CONFLICT"}
-    for p in plans:
-        if p.entry is not None and p.action is not None:
-            word = verb.get(p.action, p.action)
-            if dry_run and p.action in ("add", "replace"):
-                word = "would " + word
-            click.echo(
-                f"{word:<16} {p.entry.name:<20} {p.entry.flags or '-':<4} {p.entry.interpreter}"
-            )
-            if dry_run and p.action in ("add", "replace", "keep"):
-                from binfmtctl.entry import render_register_str
-
-                click.echo(f"  {render_register_str(p.entry)}")
-        if p.error is not None:
-            click.secho(f"FAILED   {p.target.name}: {p.error}", fg="red")
-            if p.fix:
-                click.echo(f"  fix: {scoped(p.fix)}")
-    for note, names in inst.group_notes(p for p in plans if p.ok):
-        click.secho(
-            f"{note.level} ({', '.join(names)}): {note.text}",
-            fg="yellow" if note.level == "warning" else None,
-        )
 
 
 @click.command(context_settings=CONTEXT)
@@ -207,141 +141,27 @@ def install(
       binfmtctl install --dry-run --kernel 4.4 aarch64
       binfmtctl install --qemu-path /opt/qemu/bin --qemu-suffix '' s390x
     """
-    from binfmtctl import install as inst
-    from binfmtctl import interpreters
-    from binfmtctl.binfmt_misc import open_exec_errno
-    from binfmtctl.plan import plan_register
+    from binfmtctl import emulation
+    from binfmtctl.cli.render.emulate import emit
 
-    if not targets:
-        raise UsageError(
-            "name the targets to install, or `all`", fix="binfmtctl install arm64 riscv64"
-        )
-    profile = _install_profile(kernel, dry_run)
-    uname_m = os.uname().machine
-    if flags is not None:
-        inst.check_flags(flags, profile)
-
-    found: dict[str, Any] = {}
-
-    def find(t: Any) -> Any:
-        if t.name not in found:
-            found[t.name] = interpreters.find_interpreter(
-                t, qemu_path=qemu_path, qemu_suffix=qemu_suffix, uname_m=uname_m
-            )
-        return found[t.name]
-
-    chosen, skipped = inst.resolve_targets(
-        list(targets), uname_m, force=force, available=lambda t: find(t).found, skip_native=True
-    )
-    refused = [s for s in skipped if s.refused]
-    plans = inst.plan_targets(
-        chosen,
-        {t.name: find(t) for t in chosen},
-        profile,
+    profile = emulation.install_profile(kernel, dry_run)
+    opts = emulation.InstallOptions(
         flags=flags,
         credentials=credentials,
-        exec_check=open_exec_errno,
+        qemu_path=qemu_path,
+        qemu_suffix=qemu_suffix,
+        replace=replace,
+        dry_run=dry_run,
+        force=force,
+        probe=not no_test,
+        persist=persist_,
+        config=config,
     )
-    if not chosen and not refused and skipped and all(s.native for s in skipped):
-        # every platform named runs natively here (install linux/amd64 on x86_64): no-op
-        if as_json:
-            emit_json(
-                {
-                    "dry_run": dry_run,
-                    "kernel": profile.label,
-                    "ok": True,
-                    "changes": 0,
-                    "targets": [],
-                    "skipped": [s.to_json() for s in skipped],
-                    "test": None,
-                }
-            )
-            return
-        _print_install([], skipped, dry_run, profile, uname_m)
-        click.echo("nothing to do: the host runs every named platform natively")
-        return
-    if refused or not chosen:
-        if as_json:
-            emit_json(
-                {
-                    "dry_run": dry_run,
-                    "kernel": profile.label,
-                    "ok": False,
-                    "changes": 0,
-                    "targets": [p.to_json() for p in plans],
-                    "skipped": [s.to_json() for s in skipped],
-                    "test": None,
-                }
-            )
-            sys.exit(ExitStatus.PROBLEMS)
-        _print_install([], refused or skipped, dry_run, profile, uname_m)
-        if refused:
-            fail(
-                f"refused {', '.join(s.name for s in refused)} for the host's safety; nothing was written",
-                fix=refused[0].fix,
-            )
-        fail(
-            "no target to install"
-            + (f" (searched only {qemu_path})" if qemu_path is not None else ""),
-            fix=interpreters.package_hint("aarch64", interpreters.host_distro())[1],
-        )
-    entries = inst.build_entries(plans)
-    _safety(entries, force)
     bm = obj.bm(profile=profile)
-    if not dry_run and entries:
-        bm.mount_for_write()
-    done: list[Any] = []
-    with bm.locked() if not dry_run else contextlib.nullcontext():  # plan and apply as one
-        mounted = bm.mount_state().state == "mounted"
-        live = bm.entries() if mounted else []
-        owned = bm.owned() if mounted else {}
-        actions = plan_register(entries, live, replace=replace, owned=owned)
-        inst.attach_actions(plans, actions)
-        todo = [a for a in actions if a.kind in ("add", "replace")]
-        if not dry_run and todo:
-            done = bm.apply(todo)
-            scope_note()
-    results: list[Any] = []
-    working = [p.target.name for p in plans if p.ok]
-    if not dry_run and not no_test and working:
-        results = inst.run_probes(working, bm.entries(), bm.enabled())
-    failed = [p.target.name for p in plans if not p.ok]
-    failed += [r.target for r in results if not r.ok and r.target not in failed]
-    persisted = _persist_install(config, plans) if persist_ and not dry_run else None
-    if as_json:
-        emit_json(
-            {
-                "dry_run": dry_run,
-                "kernel": profile.label,
-                "ok": not failed,
-                "changes": len(done),
-                "persisted": persisted.to_json() if persisted else None,
-                "targets": [p.to_json() for p in plans],
-                "skipped": [s.to_json() for s in skipped],
-                "test": None if dry_run or no_test else {"targets": [r.to_json() for r in results]},
-            }
-        )
-        if failed:
-            sys.exit(ExitStatus.PROBLEMS)
-        return
-    _print_install(plans, skipped, dry_run, profile, uname_m)
-    if not dry_run:
-        if done:
-            n = len(done)
-            click.echo(f"done: {n} entr{'y' if n == 1 else 'ies'} registered or replaced")
-        elif working:
-            click.echo("nothing to do: every requested target is already installed as requested")
-        if results:
-            click.echo("test:")
-            for line in inst.probe_matrix(results):
-                click.echo(line)
-        for line in persisted.describe() if persisted else []:
-            click.echo(line)
-    if failed:
-        fail(
-            f"{len(failed)} of {len(plans)} target{'s' * (len(plans) != 1)} not working: {', '.join(failed)}",
-            fix="see the FAILED lines above",
-        )
+    report = emulation.install(bm, targets, profile, opts, safety=lambda e: _safety(e, force))
+    if report.changes:
+        scope_note()  # on stderr, in JSON mode too
+    emit(report, as_json=as_json)
 
 
 @click.command(context_settings=CONTEXT)
@@ -379,43 +199,14 @@ def uninstall(
       binfmtctl uninstall arm64
       binfmtctl uninstall all --dry-run
     """
-    from binfmtctl import install as inst
-    from binfmtctl.plan import plan_remove
+    from binfmtctl import emulation
+    from binfmtctl.cli.render.emulate import emit
 
-    if not targets:
-        raise UsageError(
-            "name the targets or entries to uninstall, or `all` (binfmtctl's own qemu entries)",
-            fix="binfmtctl uninstall all",
-        )
-    bm = obj.bm()
-    if not dry_run:
-        bm.mount_for_write()
-    with bm.locked() if not dry_run else contextlib.nullcontext():
-        live = bm.entries() if bm.mount_state().state == "mounted" else []
-        names, notes = inst.uninstall_selection(list(targets), live, bm.owned())
-        actions = plan_remove(names, live)
-        refuse_in_use([a.entry for a in actions], force, dry_run)
-        if not dry_run and actions:
-            bm.apply(actions)
-    dropped = _persist_forget(config, targets, actions) if not dry_run else []
-    if as_json:
-        emit_json(
-            {
-                "dry_run": dry_run,
-                "removed": [a.entry.name for a in actions],
-                "config_removed": dropped,
-                "notes": [n.to_json() for n in notes],
-            }
-        )
-        return
-    for a in actions:
-        click.echo(f"{'would remove' if dry_run else 'removed'} {a.entry.name}")
-    for name in dropped:
-        click.echo(f"dropped {name} from binfmtctl's config: it is no longer registered at boot")
-    for n in notes:
-        click.echo(f"{n.level}: {n.text}")
-    if not actions:
-        click.echo("nothing to remove")
+    def in_use(entries: Sequence[Any], dry_run: bool) -> None:
+        refuse_in_use(entries, force, dry_run)
+
+    report = emulation.uninstall(obj.bm(), targets, dry_run=dry_run, config=config, in_use=in_use)
+    emit(report, as_json=as_json)
 
 
 @click.command("test", context_settings=CONTEXT)
@@ -437,32 +228,7 @@ def test_targets(obj: Ctx, targets: tuple[str, ...], as_json: bool) -> None:
       binfmtctl test
       binfmtctl test arm64 riscv64 --json
     """
-    from binfmtctl import install as inst
-    from binfmtctl import table
+    from binfmtctl import emulation
+    from binfmtctl.cli.render.emulate import emit
 
-    for tok in inst.split_target_list(targets):  # a mistyped target is a usage error, first
-        if not inst.is_pattern(tok):
-            table.get_target(tok)
-    bm = _open_for_read(obj)
-    entries = bm.entries()
-    names = inst.select_test_targets(targets, inst.live_qemu_targets(entries))
-    if not names:
-        if as_json:
-            emit_json({"targets": []})
-            sys.exit(ExitStatus.PROBLEMS)
-        fail(
-            "no enabled QEMU entry to test",
-            fix="binfmtctl install TARGET...  (or name targets: binfmtctl test aarch64)",
-        )
-    names = list(dict.fromkeys(names))
-    results = inst.run_probes(names, entries, bm.enabled())
-    if as_json:
-        emit_json({"targets": [r.to_json() for r in results]})
-    else:
-        for line in inst.probe_matrix(results):
-            click.echo(line)
-    bad = [r.target for r in results if not r.ok]
-    if bad:
-        if as_json:
-            sys.exit(ExitStatus.PROBLEMS)
-        fail(f"{len(bad)} of {plural(len(results), 'target')} failed: {', '.join(bad)}")
+    emit(emulation.probe_targets(obj.bm(), targets), as_json=as_json)

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterable
-from typing import Any
 
 import click
 
-from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, scoped
+from binfmtctl.cli.common import CONTEXT, Ctx, pass_ctx, scoped
 from binfmtctl.cli.completion import complete_targets
-from binfmtctl.errors import BinfmtctlError, ExitStatus, UsageError
-from binfmtctl.wording import plural
-
-
-def _live_for_matching(obj: Ctx) -> tuple[list[Any], bool, str | None]:
-    """(entries newest first, global status, note) without mounting anything."""
-    bm = obj.bm()
-    try:
-        st = bm.mount_state()
-        if st.state == "automount":
-            st = bm.ensure_mounted(mount=False)
-        if st.state != "mounted":
-            return [], True, f"binfmt_misc is not mounted at {bm.path}: no entry can run anything"
-        return bm.entries(), bm.enabled(), None
-    except (OSError, BinfmtctlError) as e:
-        return [], True, f"cannot read the live table: {e}"
+from binfmtctl.errors import UsageError
 
 
 @click.command(context_settings=CONTEXT)
@@ -49,81 +31,12 @@ def which(obj: Ctx, files: tuple[str, ...], as_json: bool) -> None:
       binfmtctl which ./hello-arm64
       binfmtctl which --json /srv/rootfs/bin/busybox
     """
+    from binfmtctl import which as use_case
     from binfmtctl.binfmt_misc import open_exec_errno
-    from binfmtctl.elf import NotElfError, read_elf, read_header
-    from binfmtctl.match import handler_exec_failure, match
+    from binfmtctl.cli.render.inspect import emit
 
-    entries, enabled, note = _live_for_matching(obj)
-    results: list[dict[str, Any]] = []
-    unreadable = failing = 0
-    for path in files:
-        row: dict[str, Any] = {
-            "path": path,
-            "elf": None,
-            "handler": None,
-            "native": False,
-            "near_misses": [],
-        }
-        try:
-            header = read_header(path)
-        except NotElfError as e:
-            row["error"] = e.format_message()
-            unreadable += 1
-            results.append(row)
-            continue
-        try:
-            row["elf"] = read_elf(path).to_json()
-        except NotElfError as e:
-            row["not_elf"] = e.format_message()
-        m = match(header, entries, path=path, status_enabled=enabled)
-        row.update(m.to_json())
-        if m.handler is not None:
-            fails = handler_exec_failure(m.handler, open_exec_errno(m.handler.interpreter))
-            if fails is not None:
-                row["exec_fails"] = {**fails, "fix": scoped(fails["fix"])}
-                failing += 1
-        if note:
-            row["notes"] = [note, *row.get("notes", [])]
-        results.append(row)
-    if as_json:
-        emit_json(results)
-    else:
-        for r in results:
-            _print_which(r)
-    if unreadable or failing:
-        sys.exit(ExitStatus.PROBLEMS)
-
-
-def _print_which(r: dict[str, Any]) -> None:
-    if "error" in r:
-        click.secho(f"{r['path']}: {r['error']}", fg="red")
-        return
-    elf = r.get("elf")
-    if elf:
-        what = f"ELF {elf['class']}-bit {elf['endian']}-endian {elf['machine_description']} ({elf['arch'] or 'no QEMU target'}), {elf['linkage'] or elf['type']}"
-    else:
-        what = str(r.get("not_elf", "not ELF"))
-    click.echo(f"{r['path']}: {what}")
-    h = r["handler"]
-    fails = r.get("exec_fails")
-    if h and fails:
-        click.secho(
-            f"  would fail: {h['name']} takes it, but {fails['message']}", fg="red", bold=True
-        )
-        click.echo(f"  fix: {fails['fix']}")
-    elif h:
-        click.secho(f"  runs with: {h['name']} -> {h['interpreter']}", fg="green")
-    elif r["native"]:
-        click.echo("  runs natively on this host")
-    else:
-        click.secho("  nothing can run it here: exec gives 'exec format error'", fg="yellow")
-    for c in r.get("candidates", []):
-        if c.get("state") != "handler":
-            click.echo(f"  also matches {c['name']}: {c['reason']}")
-    for nm in r["near_misses"]:
-        click.echo(f"  not {nm['name']}: {nm['message']}")
-    for n in r.get("notes", []):
-        click.echo(f"  note: {n}")
+    live = use_case.live_for_matching(obj.bm())
+    emit(use_case.which(files, live, exec_check=open_exec_errno, scope_fix=scoped), as_json=as_json)
 
 
 @click.command(context_settings=CONTEXT)
@@ -147,133 +60,16 @@ def scan(obj: Ctx, dirs: tuple[str, ...], as_json: bool, examples: int) -> None:
       binfmtctl scan /srv/arm64-rootfs
       binfmtctl scan --json --examples 5 /var/lib/containers
     """
-    from binfmtctl import table
     from binfmtctl.binfmt_misc import open_exec_errno
-    from binfmtctl.match import Matcher, handler_exec_failure, native, non_executable_kind
-
-    entries, enabled, note = _live_for_matching(obj)
-    matcher = Matcher(entries, status_enabled=enabled)
-    by_arch: dict[str, int] = {}
-    by_handler: dict[str, int] = {}
-    not_exec: dict[str, int] = {}
-    broken: dict[str, dict[str, str] | None] = {}  # handler -> why its exec fails
-    stranded: list[str] = []
-    stranded_n = files = elfs = errors = 0
-    arch_cache: dict[bytes, tuple[str, bool]] = {}
-    progress = _progress(as_json)
-    for path in _walk(dirs):
-        files += 1
-        progress.update(files, elfs)
-        try:  # raw fds: no buffered file object per file on this hot path
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                header = os.read(fd, 256)
-            finally:
-                os.close(fd)
-        except OSError:
-            errors += 1
-            continue
-        if header[:4] != b"\x7fELF":
-            if header.startswith(b"!<arch>\n"):
-                not_exec["archive"] = not_exec.get("archive", 0) + 1
-            continue
-        elfs += 1
-        kind = non_executable_kind(header)
-        if kind is not None:  # objects, core dumps: nothing runs them, nor should
-            not_exec[kind] = not_exec.get(kind, 0) + 1
-            continue
-        key = header[4:6] + header[16:20] + header[36:40] + header[48:52]
-        hit = arch_cache.get(key)
-        if hit is None:
-            t = table.target_for_header(header)
-            hit = (t.name if t else "other", native(header))
-            arch_cache[key] = hit
-        arch, is_native = hit
-        by_arch[arch] = by_arch.get(arch, 0) + 1
-        h = matcher.first(header, path)
-        hname = h.name if h is not None else ("native" if is_native else "none")
-        by_handler[hname] = by_handler.get(hname, 0) + 1
-        if h is not None and h.name not in broken:
-            broken[h.name] = handler_exec_failure(h, open_exec_errno(h.interpreter))
-        if (h is None and not is_native) or (h is not None and broken[h.name] is not None):
-            stranded_n += 1
-            if len(stranded) < examples:
-                stranded.append(path)
-    progress.close(files, elfs)
-    report: dict[str, Any] = {
-        "files": files,
-        "elf": elfs,
-        "unreadable": errors,
-        "by_arch": dict(sorted(by_arch.items(), key=lambda kv: -kv[1])),
-        "by_handler": dict(sorted(by_handler.items(), key=lambda kv: -kv[1])),
-        "not_executable": {k: not_exec[k] for k in NOT_EXEC_WORDS if k in not_exec},
-        "unrunnable": stranded_n,
-        "unrunnable_examples": stranded,
-        "notes": ([note] if note else [])
-        + [
-            f"{name} takes {plural(by_handler[name], 'file')} here, but {why['message']}"
-            for name, why in broken.items()
-            if why is not None
-        ],
-    }
-    if as_json:
-        emit_json(report)
-        return
-    click.echo(f"{plural(files, 'file')}, {elfs} ELF, {errors} unreadable")
-    click.echo("by architecture: " + ", ".join(f"{k} {v}" for k, v in report["by_arch"].items()))
-    click.echo("by handler:      " + ", ".join(f"{k} {v}" for k, v in report["by_handler"].items()))
-    if not_exec:
-        click.echo(
-            "not executables: "
-            + ", ".join(
-                f"{NOT_EXEC_WORDS.get(k, k)} {v}" for k, v in report["not_executable"].items()
-            )
-            + " (not counted above: nothing runs them)"
-        )
-    if stranded_n:
-        click.secho(f"{plural(stranded_n, 'ELF file')} nothing here can run, e.g.:", fg="yellow")
-        for p in stranded:
-            click.echo(f"  {p}")
-    for n in report["notes"]:
-        click.echo(f"note: {n}")
-
-
-def _progress(as_json: bool) -> Any:
-    """The progress line: on a terminal's stderr only, never with --json."""
+    from binfmtctl.cli.render.inspect import emit
     from binfmtctl.progress import Progress
+    from binfmtctl.scan import scan as run_scan
+    from binfmtctl.which import live_for_matching
 
-    return Progress(sys.stderr, sys.stderr.isatty() and not as_json)
-
-
-NOT_EXEC_WORDS = {
-    "ET_REL": "relocatable objects (ET_REL)",
-    "ET_CORE": "core dumps (ET_CORE)",
-    "archive": "ar archives",
-}
-
-
-def _walk(roots: Iterable[str]) -> Iterable[str]:
-    """Regular files under roots, depth first, without following symlinks (an explicit stack
-    of directory iterators keeps memory proportional to depth, not size)."""
-    for root in roots:
-        if not os.path.isdir(root):
-            yield root
-            continue
-        stack = [root]
-        while stack:
-            d = stack.pop()
-            try:
-                with os.scandir(d) as it:
-                    for e in it:
-                        try:
-                            if e.is_dir(follow_symlinks=False):
-                                stack.append(e.path)
-                            elif e.is_file(follow_symlinks=False):
-                                yield e.path
-                        except OSError:
-                            continue
-            except OSError:
-                continue
+    bar = Progress(sys.stderr, sys.stderr.isatty() and not as_json)  # never with --json
+    live = live_for_matching(obj.bm())
+    summary = run_scan(dirs, live, examples=examples, exec_check=open_exec_errno, progress=bar)
+    emit(summary, as_json=as_json)
 
 
 @click.command(context_settings=CONTEXT)
@@ -309,31 +105,9 @@ def gen(
       binfmtctl gen aarch64 --json
     """
     from binfmtctl import table
-    from binfmtctl.entry import normalize_flags, render_binfmt_d, render_register_str
+    from binfmtctl.cli.render.inspect import emit
 
-    t = table.get_target(target)
-    try:
-        flags = normalize_flags(flags)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    entry = t.entry(interpreter or f"/usr/bin/{t.interpreter}-static", flags, name)
-    if as_json:
-        if binfmt_d:
-            raise UsageError("--json and --binfmt-d are two output formats: pick one")
-        emit_json(
-            {
-                "target": t.name,
-                "description": t.description,
-                "register": render_register_str(entry),
-                "entry": entry.to_json(),
-            }
-        )
-    elif binfmt_d:
-        click.echo(
-            render_binfmt_d(
-                [entry], header=f"{t.name}: {t.description}\ngenerated by binfmtctl gen"
-            ).decode(),
-            nl=False,
-        )
-    else:
-        click.echo(render_register_str(entry))
+    if as_json and binfmt_d:
+        raise UsageError("--json and --binfmt-d are two output formats: pick one")
+    gen = table.generate(target, interpreter=interpreter, flags=flags, name=name, binfmt_d=binfmt_d)
+    emit(gen, as_json=as_json)

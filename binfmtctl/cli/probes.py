@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import click
 
-from binfmtctl.cli.common import CONTEXT, emit_json, fail
+from binfmtctl.cli.common import CONTEXT
 from binfmtctl.cli.completion import complete_targets
-from binfmtctl.errors import UsageError
 
 
 @click.command("write-probe", context_settings=CONTEXT)
@@ -37,36 +32,7 @@ def write_probe(target: str, directory: str, wait: bool, as_json: bool) -> None:
       binfmtctl write-probe riscv64 . && binfmtctl which ./probe-riscv64
       binfmtctl write-probe aarch64 /tmp --wait && sleep 60 | /tmp/probe-aarch64-wait
     """
-    from binfmtctl import probe, table
+    from binfmtctl import probe
+    from binfmtctl.cli.render.emulate import emit
 
-    name = table.get_target(target).name
-    try:
-        image = probe.build_probe(name, wait=wait)
-    except probe.UnknownTargetError as e:
-        raise UsageError(str(e), fix="binfmtctl write-probe aarch64 --wait") from None
-    d = Path(directory)
-    if not d.is_dir():
-        fail(f"{directory} is not a directory", fix=f"mkdir -p {directory}")
-    path = d / f"probe-{name}{'-wait' if wait else ''}"
-    try:  # all or nothing: a temporary file renamed over the name (never through a symlink)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=d)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(image)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:
-        fail(
-            f"cannot write {path}: {e.strerror}",
-            fix="pick a directory you can write (binfmtctl write-probe TARGET /tmp)",
-        )
-    expected = probe.marker(name).decode().rstrip("\n")
-    if as_json:
-        emit_json({"target": name, "path": str(path), "expected_output": expected})
-        return
-    click.echo(f"wrote {path} ({len(image)} bytes, static {name} ELF)")
-    click.echo(f"run it: {path if path.is_absolute() else './' + str(path)}")
-    click.echo(f"it prints `{expected}` and exits 0 when {name} emulation works here")
+    emit(probe.save_probe(target, directory, wait=wait), as_json=as_json)
