@@ -434,9 +434,9 @@ def probes(user: User) -> Path:
     return d
 
 
-def state_dirs(uid: int) -> set[str]:
-    """binfmtctl state directories ``uid`` owns in the temporary directory."""
-    tmp = tempfile.gettempdir()
+def state_dirs(uid: int, tmp: str | None = None) -> set[str]:
+    """binfmtctl state directories ``uid`` owns in ``tmp`` (default: the temporary directory)."""
+    tmp = tmp or tempfile.gettempdir()
     out = set()
     for n in os.listdir(tmp):
         if n.startswith("binfmtctl-state-"):
@@ -694,13 +694,25 @@ def test_dry_run_json(user: User) -> None:
 @live
 def test_host_table_is_unchanged_and_nothing_is_left_behind(user: User, probes: Path) -> None:
     before = host_table()
-    tmp_before = state_dirs(user.uid)
-    p = clean(user.binfmtctl("run", "--", "sh", "-c", f"ls {DEFAULT_MOUNT}; {probes}/probe-s390x"))
+    # a temporary directory of this run's own: other runs (parallel suites) use /tmp too
+    tmp = user.workdir()
+    p = clean(
+        user.binfmtctl(
+            "run",
+            "--",
+            "sh",
+            "-c",
+            f"ls {DEFAULT_MOUNT}; ls -d $TMPDIR/binfmtctl-state-*; {probes}/probe-s390x",
+            env={"TMPDIR": str(tmp)},
+        )
+    )
     assert p.returncode == 0, p.stderr
     inside = p.stdout.splitlines()
     assert "qemu-aarch64" in inside and "register" in inside  # the private table was populated
+    assert any(f"{tmp}/binfmtctl-state-" in line for line in inside)  # made while it ran
     assert host_table() == before
-    assert state_dirs(user.uid) == tmp_before
+    assert state_dirs(user.uid, str(tmp)) == set()
+    assert list(tmp.iterdir()) == []
 
 
 @pytest.mark.sandbox
@@ -748,7 +760,7 @@ def test_a_failure_inside_the_namespace_is_125_too(user: User) -> None:
     an F entry whose interpreter does not exist."""
     bad = b":bmx-test:M::BMX1::/nonexistent/qemu:F".hex()
     inner = [user.python, "-m", "binfmtctl", "_sandbox-init", "--rootless", "--entry-hex", bad]
-    tmp_before = state_dirs(user.uid)
+    tmp = user.workdir()  # this run's own: parallel suites use /tmp too
     p = clean(
         user.run(
             [
@@ -761,12 +773,13 @@ def test_a_failure_inside_the_namespace_is_125_too(user: User) -> None:
                 "sh",
                 "-c",
                 "echo RAN",
-            ]
+            ],
+            env={"TMPDIR": str(tmp)},
         )
     )
     assert p.returncode == 125, p.stderr
     assert p.stdout == "" and "/nonexistent/qemu" in p.stderr and "fix:" in p.stderr
-    assert state_dirs(user.uid) == tmp_before
+    assert state_dirs(user.uid, str(tmp)) == set()
 
 
 @live
