@@ -147,14 +147,16 @@ def entry_rows(bm: Any, names: Sequence[str] = (), scope: Scope = _same) -> Rows
     return Rows(tuple(rows), snap.hidden)
 
 
-def no_such_entry(unknown: Sequence[str], live: Sequence[str], tail: str = "") -> BinfmtctlError:
+def no_such_entry(
+    unknown: Sequence[str], live: Sequence[str], tail: str = "", scope: Scope = _same
+) -> BinfmtctlError:
     """The refusal of names that are not live, suggesting the closest live name."""
     from binfmtctl.wording import suggestion
 
     hints = "".join(suggestion(n, live) for n in unknown[:1])
     return BinfmtctlError(
         f"no entry named {', '.join(repr(n) for n in unknown)}{tail}{hints}",
-        fix="binfmtctl status lists every entry",
+        fix=scope("binfmtctl status lists every entry"),
     )
 
 
@@ -201,7 +203,7 @@ def show(bm: Any, name: str, scope: Scope = _same) -> ShowReport | ControlFileRe
     bm.require_mounted()
     got = entry_rows(bm, [name], scope)
     if not got.rows:
-        raise no_such_entry([name], bm.names())
+        raise no_such_entry([name], bm.names(), scope=scope)
     row = got.rows[0]
     e = bm.read(name)
     return ShowReport(replace(row, register=render_register_str(e)), got.hidden, e)

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
 from binfmtctl.cli.common import (
     CONTEXT,
     Ctx,
-    _parse_batch,
-    _safety,
-    emit_json,
     fail,
     file_option,
+    finish,
     pass_ctx,
     read_sourced,
-    refuse_in_use,
-    report_actions,
-    scope_note,
     scoped,
 )
 from binfmtctl.cli.completion import complete_entries
@@ -118,74 +111,14 @@ def register(
       binfmtctl register ':qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F'
       binfmtctl register -f /usr/lib/binfmt.d/qemu-riscv64.conf --dry-run
     """
+    from binfmtctl import changes
 
     sourced = read_sourced(entries, file)
     if not sourced:
         raise UsageError("nothing to register: give ENTRY arguments or -f FILE")
-    bm = obj.bm()
-    desired = _parse_batch([r for _, r in sourced], bm.profile, [w for w, _ in sourced])
-    _safety(desired, force)
-    if not dry_run:
-        bm.mount_for_write()
-    with bm.locked() if not dry_run else contextlib.nullcontext():
-        _register_locked(
-            bm, desired, replace=replace, dry_run=dry_run, as_json=as_json, force=force
-        )
-
-
-def _register_locked(
-    bm: Any, desired: list[Any], *, replace: bool, dry_run: bool, as_json: bool, force: bool
-) -> None:
-    """Plan against the live table and apply, under the writers' lock."""
-    from binfmtctl.plan import plan_register
-
-    mounted = bm.mount_state().state == "mounted"
-    live = bm.entries() if mounted else []
-    # a differing entry is refused unless --replace, whoever registered it (as --help says)
-    actions = plan_register(desired, live, replace=replace)
-    conflicts = [a for a in actions if a.kind == "conflict"]
-    if as_json and (dry_run or conflicts):
-        emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
-    else:
-        report_actions(actions, dry_run or bool(conflicts))
-    if conflicts:
-        fail(
-            f"{len(conflicts)} entr{'y' if len(conflicts) == 1 else 'ies'} already registered with different content; nothing was written",
-            fix="binfmtctl register --replace ...  (or remove them first)",
-        )
-    refuse_in_use(
-        [a.old for a in actions if a.kind == "replace" and a.old is not None], force, dry_run
-    )
-    if dry_run:
-        return
-    if bm.apply(actions):
-        scope_note()
-    if as_json:
-        emit_json({"dry_run": False, "actions": [a.to_json() for a in actions]})
-    else:
-        n = sum(1 for a in actions if a.changes)
-        click.echo(
-            f"done: {n} change{'s' * (n != 1)}"
-            if n
-            else "nothing to do: every entry is already registered as given"
-        )
-
-
-def _names_command(obj: Ctx, names: Sequence[str], op: str, force: bool = False) -> None:
-    bm = obj.bm()
-    bm.mount_for_write()
-    live = set(bm.names())
-    unknown = [n for n in names if n not in live]
-    if unknown:
-        _no_such_entry(unknown, sorted(live), " (nothing was changed)")
-    if op == "disable":
-        refuse_in_use([bm.read(n) for n in dict.fromkeys(names)], force)
-    for n in names:
-        if op == "enable":
-            bm.set_enabled(n, True)
-        elif op == "disable":
-            bm.set_enabled(n, False)
-        click.echo(f"{op}d {n}")
+    raws, where = [r for _, r in sourced], [w for w, _ in sourced]
+    report = changes.register(obj.bm(), raws, where, replace=replace, dry_run=dry_run, force=force)
+    finish(report, as_json)
 
 
 @click.command(context_settings=CONTEXT)
@@ -199,7 +132,9 @@ def enable(obj: Ctx, names: tuple[str, ...]) -> None:
       binfmtctl enable qemu-aarch64
       binfmtctl enable qemu-arm qemu-riscv64
     """
-    _names_command(obj, names, "enable")
+    from binfmtctl import changes
+
+    finish(changes.set_enabled(obj.bm(), names, True))
 
 
 _in_use_force = click.option(
@@ -221,7 +156,9 @@ def disable(obj: Ctx, names: tuple[str, ...], force: bool) -> None:
       binfmtctl disable qemu-aarch64
       binfmtctl disable --force qemu-aarch64
     """
-    _names_command(obj, names, "disable", force)
+    from binfmtctl import changes
+
+    finish(changes.set_enabled(obj.bm(), names, False, force))
 
 
 @click.command(context_settings=CONTEXT)
@@ -246,7 +183,7 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
       binfmtctl remove qemu-aarch64 --dry-run
       binfmtctl remove --owned
     """
-    from binfmtctl.plan import plan_remove
+    from binfmtctl import changes
 
     if not names and not owned:
         raise UsageError(
@@ -256,27 +193,4 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
         raise UsageError(
             "'status' and 'register' are control files, not entries; binfmtctl never flushes the whole table"
         )
-    bm = obj.bm()
-    if dry_run:
-        bm.require_mounted()
-    else:
-        bm.mount_for_write()
-    # plan under the lock: a parallel remove --owned must not see entries it just removed
-    with bm.locked() if not dry_run else contextlib.nullcontext():
-        live = bm.entries()
-        live_names = {e.name for e in live}
-        unknown = [n for n in names if n not in live_names]
-        if unknown:
-            _no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
-        targets = list(names) + [n for n in bm.owned() if owned and n not in names]
-        actions = plan_remove(targets, live)
-        if dry_run:
-            report_actions(actions, True)
-        refuse_in_use([a.entry for a in actions], force, dry_run)
-        if dry_run:
-            return
-        bm.apply(actions)
-    for a in actions:
-        click.echo(f"removed {a.entry.name}")
-    if not actions:
-        click.echo("nothing to remove")
+    finish(changes.remove(obj.bm(), names, owned=owned, dry_run=dry_run, force=force))
