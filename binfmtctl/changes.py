@@ -120,8 +120,8 @@ def set_enabled(bm: Any, names: Sequence[str], enable: bool, force: bool = False
     live = bm.names()
     unknown = [n for n in names if n not in live]
     if unknown:
-        e = no_such_entry(unknown, sorted(live), " (nothing was changed)")
-        return Change(verb, False, refusal=(e.message, e.fix))
+        refusal = no_such_entry(unknown, sorted(live), " (nothing was changed)")
+        return Change(verb, False, refusal=refusal)
     busy = admission.in_use([bm.read(n) for n in dict.fromkeys(names)] if not enable else [], force)
     if busy.error():
         return Change(verb, False, checks=(busy,), refusal=busy.error())
@@ -158,8 +158,8 @@ def _remove_locked(
     live_names = {e.name for e in live}
     unknown = [n for n in names if n not in live_names]
     if unknown:
-        e = no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
-        return Change("remove", dry_run, refusal=(e.message, e.fix))
+        refusal = no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
+        return Change("remove", dry_run, refusal=refusal)
     targets = list(names) + [n for n in bm.owned() if owned and n not in names]
     actions = tuple(plan_remove(targets, live))
     busy = admission.in_use([a.entry for a in actions], force, dry_run)

@@ -147,16 +147,14 @@ def entry_rows(bm: Any, names: Sequence[str] = (), scope: Scope = _same) -> Rows
     return Rows(tuple(rows), snap.hidden)
 
 
-def no_such_entry(
-    unknown: Sequence[str], live: Sequence[str], tail: str = "", scope: Scope = _same
-) -> BinfmtctlError:
-    """The refusal of names that are not live, suggesting the closest live name."""
+def no_such_entry(unknown: Sequence[str], live: Sequence[str], tail: str = "") -> tuple[str, str]:
+    """(message, fix) refusing names that are not live, suggesting the closest live name."""
     from binfmtctl.wording import suggestion
 
     hints = "".join(suggestion(n, live) for n in unknown[:1])
-    return BinfmtctlError(
+    return (
         f"no entry named {', '.join(repr(n) for n in unknown)}{tail}{hints}",
-        fix=scope("binfmtctl status lists every entry"),
+        "binfmtctl status lists every entry",
     )
 
 
@@ -203,7 +201,8 @@ def show(bm: Any, name: str, scope: Scope = _same) -> ShowReport | ControlFileRe
     bm.require_mounted()
     got = entry_rows(bm, [name], scope)
     if not got.rows:
-        raise no_such_entry([name], bm.names(), scope=scope)
+        message, fix = no_such_entry([name], bm.names())
+        raise BinfmtctlError(message, fix=scope(fix))
     row = got.rows[0]
     e = bm.read(name)
     return ShowReport(replace(row, register=render_register_str(e)), got.hidden, e)

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from binfmtctl.cli.scope import scoped as scoped  # the fix-line scoping commands import from here
 from binfmtctl.errors import BinfmtctlError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -17,24 +18,6 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def scoped(
-    fix: str, *, root: str | None = None, kernel: str | None = None, config: str | None = None
-) -> str:
-    """``fix`` carrying the options this command runs under (the global --mount from the
-    click context; --root, --kernel, --config as given), so it runs as printed."""
-    from binfmtctl.binfmt_misc import DEFAULT_MOUNT
-    from binfmtctl.fixscope import scope_fix
-
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_object(Ctx) if ctx is not None else None
-    mount = obj.mount if obj is not None else None
-    if mount is not None and os.path.normpath(mount) == DEFAULT_MOUNT:
-        mount = None
-    if root is not None and os.path.normpath(root) == "/":
-        root = config = None
-    return scope_fix(fix, mount=mount, root=root, kernel=kernel, config=config)
 
 
 def fail(message: str, fix: str | None = None) -> NoReturn:

@@ -26,8 +26,7 @@ def _no_such_entry(unknown: Sequence[str], live: Sequence[str], tail: str = "") 
     """Refuse names that are not live, suggesting the closest live names."""
     from binfmtctl.live import no_such_entry
 
-    e = no_such_entry(unknown, live, tail)
-    fail(e.message, e.fix)
+    fail(*no_such_entry(unknown, live, tail))
 
 
 @click.command(context_settings=CONTEXT)

@@ -7,7 +7,7 @@ from binfmtctl.cli.render import Out, text_renderer
 
 
 def _scoped(fix: str) -> str:
-    from binfmtctl.cli.common import scoped
+    from binfmtctl.cli.scope import scoped
 
     return scoped(fix)
 

@@ -26,7 +26,7 @@ def caret_lines(raw: bytes, span: tuple[int, int] | None) -> list[str]:
 
 def problem(out: Out, raw: bytes | None, p: Problem) -> None:
     """One problem: severity[errno] field: message, the input with a caret, the fix."""
-    from binfmtctl.cli.common import scoped
+    from binfmtctl.cli.scope import scoped
 
     tag = p.severity + (f"[{p.errno}]" if p.errno else "")
     out.line(f"{tag} {p.field}: {p.message}", fg="red" if p.is_error else "yellow")
