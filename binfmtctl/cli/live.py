@@ -2,91 +2,31 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
 from binfmtctl.cli.common import (
     CONTEXT,
     Ctx,
-    _open_for_read,
-    _parse_batch,
-    _safety,
-    emit_json,
     fail,
     file_option,
+    finish,
     pass_ctx,
     read_sourced,
-    refuse_in_use,
-    report_actions,
-    scope_note,
     scoped,
 )
 from binfmtctl.cli.completion import complete_entries
-from binfmtctl.errors import ExitStatus, UsageError
-
-
-def _entry_rows(bm: Any, names: Sequence[str] = ()) -> tuple[list[dict[str, Any]], int]:
-    """The rows of ``status``/``show`` and how many processes could not be looked at."""
-    from binfmtctl import usage
-    from binfmtctl.health import entry_findings, health_of
-
-    entries = bm.entries()
-    wanted = [e for e in entries if not names or e.name in names]
-    # no entry, no process walk (nor the psutil import)
-    snap = usage.snapshot({e.interpreter for e in wanted}) if wanted else usage.Snapshot()
-    owned = bm.owned()
-    findings = entry_findings(wanted, bm.profile)
-    rows = []
-    for order, e in enumerate(entries, start=1):
-        if names and e.name not in names:
-            continue
-        row = e.to_json()
-        row["order"] = order
-        row["owner"] = "binfmtctl" if e.name in owned else None
-        row["health"] = health_of(findings[e.name])
-        row["findings"] = [
-            {**f.to_json(), "fix": scoped(f.fix)} for f in findings[e.name] if f.is_problem
-        ]
-        row["kind"] = _classify(e)
-        row["processes"] = [p.to_json() for p in snap.users(e.interpreter)]
-        rows.append(row)
-    return rows, snap.hidden
-
-
-def _hidden_note(hidden: int) -> None:
-    from binfmtctl.sandbox import in_initial_user_namespace
-    from binfmtctl.usage import hidden_note
-
-    note = hidden_note(hidden, root=os.geteuid() == 0, initial_userns=in_initial_user_namespace())
-    if note:
-        click.echo(f"note: {note}", err=True)
+from binfmtctl.cli.render import emit
+from binfmtctl.cli.render import live as _texts  # noqa: F401  (registers the text renderers)
+from binfmtctl.errors import UsageError
 
 
 def _no_such_entry(unknown: Sequence[str], live: Sequence[str], tail: str = "") -> None:
     """Refuse names that are not live, suggesting the closest live names."""
-    from binfmtctl.wording import suggestion
+    from binfmtctl.live import no_such_entry
 
-    hints = "".join(suggestion(n, live) for n in unknown[:1])
-    fail(
-        f"no entry named {', '.join(repr(n) for n in unknown)}{tail}{hints}",
-        fix="binfmtctl status lists every entry",
-    )
-
-
-def _classify(e: Any) -> Any:
-    try:
-        from binfmtctl import table
-    except ImportError:  # pragma: no cover - table ships with the package
-        return None
-    try:
-        return table.classify(e)
-    except Exception:  # classification is best effort, never fatal
-        return None
+    fail(*no_such_entry(unknown, live, tail))
 
 
 @click.command(context_settings=CONTEXT)
@@ -108,62 +48,12 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
       binfmtctl status
       binfmtctl status qemu-aarch64 --json
     """
-    from binfmtctl.binfmt_misc import NotMounted
+    from binfmtctl import live
 
-    bm = obj.bm()
-    try:
-        st = bm.require_mounted()
-    except NotMounted as e:
-        if as_json:
-            emit_json(
-                {
-                    "mount": bm.mount_state().to_json(),
-                    "enabled": None,
-                    "entries": [],
-                    "error": e.format_message(),
-                }
-            )
-            sys.exit(ExitStatus.PROBLEMS)
-        raise
-    from binfmtctl.control_files import explain
-
-    controls = [c for n in dict.fromkeys(names) if (c := explain(n, bm.path)) is not None]
-    control_names = {c.name for c in controls}
-    entry_names = [n for n in names if n not in control_names]
-    rows, hidden = _entry_rows(bm, entry_names) if entry_names or not names else ([], 0)
-    missing = [n for n in entry_names if n not in {r["name"] for r in rows}]
-    enabled = bm.enabled()
-    if as_json:
-        emit_json(
-            {
-                "mount": st.to_json(),
-                "enabled": enabled,
-                "kernel": bm.profile.label,
-                "entries": rows,
-                "processes_not_visible": hidden,
-                "control_files": [c.to_json() for c in controls],
-            }
-        )
-    else:
-        click.echo(
-            f"binfmt_misc at {bm.path}: {st.state}{' (read-only)' if st.read_only else ''}, {'enabled' if enabled else 'DISABLED (no entry is used)'}; Linux {bm.profile.label}"
-        )
-        for c in controls:
-            click.echo(f"{c.name}: a control file, {c.mode}, not an entry: {c.message}")
-            click.echo(f"  fix: {c.fix}")
-        if not rows and (entry_names or not controls):
-            click.echo("no entries" + (" match" if names else " registered"))
-        elif rows:
-            click.echo(
-                f"{'#':>3}  {'NAME':<22} {'STATE':<8} {'FLAGS':<5} {'INTERPRETER':<44} {'OWNER':<9} {'PROCS':>5}  HEALTH"
-            )
-            for r in rows:
-                click.echo(
-                    f"{r['order']:>3}  {r['name']:<22} {'enabled' if r['enabled'] else 'disabled':<8} {r['flags'] or '-':<5} {r['interpreter']:<44} {r['owner'] or '-':<9} {len(r['processes']):>5}  {r['health']}"
-                )
-        _hidden_note(hidden)
-    if missing:
-        _no_such_entry(missing, bm.names())
+    report = live.status(obj.bm(), names, scoped)
+    emit(report, as_json=as_json)
+    if isinstance(report, live.StatusReport) and report.missing:
+        _no_such_entry(report.missing, report.live_names)
 
 
 @click.command(context_settings=CONTEXT)
@@ -178,79 +68,9 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
       binfmtctl show qemu-aarch64
       binfmtctl show WSLInterop --json
     """
-    from binfmtctl.control_files import explain
-    from binfmtctl.entry import render_register_str
+    from binfmtctl import live
 
-    control = explain(name, obj.bm().path)
-    if control is not None:  # `show register`: the classic "cat register: Invalid argument"
-        if as_json:
-            emit_json(control.to_json())
-        else:
-            click.echo(f"{name}: a control file of binfmt_misc, {control.mode}, not an entry")
-            click.echo(f"  {control.message}")
-            click.echo(f"  fix: {control.fix}")
-        return
-    bm = _open_for_read(obj)
-    rows, hidden = _entry_rows(bm, [name])
-    if not rows:
-        _no_such_entry([name], bm.names())
-    e = bm.read(name)
-    row = rows[0]
-    row["register"] = render_register_str(e)
-    if as_json:
-        emit_json(row)
-        return
-    from binfmtctl.entry import FLAG_MEANING, kernel_view
-
-    click.echo(
-        f"{name}  (#{row['order']} in match order, owner {row['owner'] or 'unknown'}, health {row['health']})"
-    )
-    click.echo("kernel view:")
-    for line in kernel_view(e).splitlines():
-        click.echo(f"  | {line}")
-    click.echo(f"register string: {row['register']}")
-    for f in row["findings"]:
-        click.secho(
-            f"{f['severity']} {f['code']}: {f['message']}",
-            fg="red" if f["severity"] == "error" else "yellow",
-        )
-        click.echo(f"  fix: {f['fix']}")
-    for f in e.flags:
-        click.echo(f"  {f}: {FLAG_MEANING[f]}")
-    if row["kind"]:
-        click.echo(f"recognised as: {_kind_text(row['kind'])}")
-    procs = row["processes"]
-    click.echo(
-        f"processes running through it: {len(procs)}"
-        + (" (that this user can see)" if hidden else "")
-    )
-    for p in procs:
-        click.echo(
-            f"  {p['pid']:>7}  {p['username'] or '?':<10} {' '.join(p['cmdline']) or p['name']}"
-        )
-    _hidden_note(hidden)
-
-
-_HOW = {
-    "exact": "QEMU's own magic and mask",
-    "equivalent": "matches exactly the files QEMU's magic and mask match",
-    "upstream": "QEMU's upstream bytes, which match no real binary",
-    "compatible": "matches this target's binaries with a magic/mask of its own",
-    "name": "by its name only: its magic does not match this target's binaries",
-}
-
-
-def _kind_text(kind: dict[str, Any]) -> str:
-    """``table.classify``'s record in words: what the entry is, and how that was told."""
-    text = str(kind.get("description") or kind.get("kind"))
-    if kind.get("kind") == "qemu":
-        text += f" (target {kind['target']}; {_HOW.get(str(kind.get('how')), kind.get('how'))})"
-        if kind.get("legacy"):
-            text += "; a legacy target"
-    also = kind.get("also_matches")
-    if also:
-        text += f"; it also matches {', '.join(also)} binaries"
-    return text
+    emit(live.show(obj.bm(), name, scoped), as_json=as_json)
 
 
 @click.command(context_settings=CONTEXT)
@@ -290,74 +110,14 @@ def register(
       binfmtctl register ':qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F'
       binfmtctl register -f /usr/lib/binfmt.d/qemu-riscv64.conf --dry-run
     """
+    from binfmtctl import changes
 
     sourced = read_sourced(entries, file)
     if not sourced:
         raise UsageError("nothing to register: give ENTRY arguments or -f FILE")
-    bm = obj.bm()
-    desired = _parse_batch([r for _, r in sourced], bm.profile, [w for w, _ in sourced])
-    _safety(desired, force)
-    if not dry_run:
-        bm.mount_for_write()
-    with bm.locked() if not dry_run else contextlib.nullcontext():
-        _register_locked(
-            bm, desired, replace=replace, dry_run=dry_run, as_json=as_json, force=force
-        )
-
-
-def _register_locked(
-    bm: Any, desired: list[Any], *, replace: bool, dry_run: bool, as_json: bool, force: bool
-) -> None:
-    """Plan against the live table and apply, under the writers' lock."""
-    from binfmtctl.plan import plan_register
-
-    mounted = bm.mount_state().state == "mounted"
-    live = bm.entries() if mounted else []
-    # a differing entry is refused unless --replace, whoever registered it (as --help says)
-    actions = plan_register(desired, live, replace=replace)
-    conflicts = [a for a in actions if a.kind == "conflict"]
-    if as_json and (dry_run or conflicts):
-        emit_json({"dry_run": dry_run, "actions": [a.to_json() for a in actions]})
-    else:
-        report_actions(actions, dry_run or bool(conflicts))
-    if conflicts:
-        fail(
-            f"{len(conflicts)} entr{'y' if len(conflicts) == 1 else 'ies'} already registered with different content; nothing was written",
-            fix="binfmtctl register --replace ...  (or remove them first)",
-        )
-    refuse_in_use(
-        [a.old for a in actions if a.kind == "replace" and a.old is not None], force, dry_run
-    )
-    if dry_run:
-        return
-    if bm.apply(actions):
-        scope_note()
-    if as_json:
-        emit_json({"dry_run": False, "actions": [a.to_json() for a in actions]})
-    else:
-        n = sum(1 for a in actions if a.changes)
-        click.echo(
-            f"done: {n} change{'s' * (n != 1)}"
-            if n
-            else "nothing to do: every entry is already registered as given"
-        )
-
-
-def _names_command(obj: Ctx, names: Sequence[str], op: str, force: bool = False) -> None:
-    bm = obj.bm()
-    bm.mount_for_write()
-    live = set(bm.names())
-    unknown = [n for n in names if n not in live]
-    if unknown:
-        _no_such_entry(unknown, sorted(live), " (nothing was changed)")
-    if op == "disable":
-        refuse_in_use([bm.read(n) for n in dict.fromkeys(names)], force)
-    for n in names:
-        if op == "enable":
-            bm.set_enabled(n, True)
-        elif op == "disable":
-            bm.set_enabled(n, False)
-        click.echo(f"{op}d {n}")
+    raws, where = [r for _, r in sourced], [w for w, _ in sourced]
+    report = changes.register(obj.bm(), raws, where, replace=replace, dry_run=dry_run, force=force)
+    finish(report, as_json)
 
 
 @click.command(context_settings=CONTEXT)
@@ -371,7 +131,9 @@ def enable(obj: Ctx, names: tuple[str, ...]) -> None:
       binfmtctl enable qemu-aarch64
       binfmtctl enable qemu-arm qemu-riscv64
     """
-    _names_command(obj, names, "enable")
+    from binfmtctl import changes
+
+    finish(changes.set_enabled(obj.bm(), names, True))
 
 
 _in_use_force = click.option(
@@ -393,7 +155,9 @@ def disable(obj: Ctx, names: tuple[str, ...], force: bool) -> None:
       binfmtctl disable qemu-aarch64
       binfmtctl disable --force qemu-aarch64
     """
-    _names_command(obj, names, "disable", force)
+    from binfmtctl import changes
+
+    finish(changes.set_enabled(obj.bm(), names, False, force))
 
 
 @click.command(context_settings=CONTEXT)
@@ -418,7 +182,7 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
       binfmtctl remove qemu-aarch64 --dry-run
       binfmtctl remove --owned
     """
-    from binfmtctl.plan import plan_remove
+    from binfmtctl import changes
 
     if not names and not owned:
         raise UsageError(
@@ -428,27 +192,4 @@ def remove(obj: Ctx, names: tuple[str, ...], owned: bool, dry_run: bool, force: 
         raise UsageError(
             "'status' and 'register' are control files, not entries; binfmtctl never flushes the whole table"
         )
-    bm = obj.bm()
-    if dry_run:
-        bm.require_mounted()
-    else:
-        bm.mount_for_write()
-    # plan under the lock: a parallel remove --owned must not see entries it just removed
-    with bm.locked() if not dry_run else contextlib.nullcontext():
-        live = bm.entries()
-        live_names = {e.name for e in live}
-        unknown = [n for n in names if n not in live_names]
-        if unknown:
-            _no_such_entry(unknown, [e.name for e in live], " (nothing was removed)")
-        targets = list(names) + [n for n in bm.owned() if owned and n not in names]
-        actions = plan_remove(targets, live)
-        if dry_run:
-            report_actions(actions, True)
-        refuse_in_use([a.entry for a in actions], force, dry_run)
-        if dry_run:
-            return
-        bm.apply(actions)
-    for a in actions:
-        click.echo(f"removed {a.entry.name}")
-    if not actions:
-        click.echo("nothing to remove")
+    finish(changes.remove(obj.bm(), names, owned=owned, dry_run=dry_run, force=force))

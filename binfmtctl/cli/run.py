@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import click
 
-from binfmtctl.cli.common import CONTEXT, _safety, emit_json
+from binfmtctl.cli.common import CONTEXT
 from binfmtctl.errors import BinfmtctlError, CommandNotFound
 
 
@@ -53,33 +52,6 @@ class _RunFailures:
                 f"cannot set up the private namespace: {exc}",
                 fix="see binfmtctl run --help; binfmtctl run --dry-run says what would be done",
             ) from None
-
-
-def _print_run_plan(rp: Any, avail: Any, dry_run: bool, verbose: bool) -> None:
-    """The plan: on stdout for --dry-run, else on stderr (stdout belongs to COMMAND)."""
-    err = not dry_run
-    if dry_run:
-        state = "available" if avail.available else "NOT available"
-        click.echo(f"rootless emulation: {state}: {avail.reason}")
-        if not avail.available:
-            click.echo(f"  fix: {avail.fix}")
-    if dry_run or verbose:
-        if rp.entries:
-            click.echo(
-                "would register in a private binfmt_misc:" if dry_run else "registering:", err=err
-            )
-        for e in rp.entries:
-            click.echo(f"  {e.name:<20} {e.flags or '-':<4} {e.interpreter}", err=err)
-    for s in rp.skipped:
-        dynamic = "dynamically linked" in s.reason
-        if dry_run or verbose or dynamic:
-            click.secho(f"skipped  {s.name}: {s.reason}", fg="yellow" if dynamic else None, err=err)
-            if s.fix and (dynamic or dry_run):
-                click.echo(f"  fix: {s.fix}", err=err)
-    if len(rp.refusals) > 1:
-        for r in rp.refusals:
-            click.secho(f"REFUSED  {r.target or 'run'}: {r.reason}", fg="red", err=True)
-            click.echo(f"  fix: {r.fix}", err=True)
 
 
 @click.command(
@@ -188,8 +160,10 @@ def _run(
     verbose: bool,
     command: tuple[str, ...],
 ) -> None:
-    from binfmtctl import rootless
+    from binfmtctl import rootless_run
     from binfmtctl import sandbox as sb
+    from binfmtctl.cli.render import emit
+    from binfmtctl.cli.render import run as _texts  # noqa: F401  (registers the renderer)
 
     if as_json and not dry_run:
         raise _RunUsageError("--json describes the plan: use it with --dry-run")
@@ -197,55 +171,18 @@ def _run(
         raise _RunUsageError(
             "give the command to run after --: binfmtctl run --target arm64 -- COMMAND"
         )
-    requested = list(targets) or ["all"]
-    rootless.named_targets(requested)  # an unknown name is a usage error, before any work
-    avail = rootless.availability(rootless.gather_facts(unprivileged=False))
-    rp = rootless.prepare_run(
-        requested, qemu_path=qemu_path, qemu_suffix=qemu_suffix, allow_dynamic=allow_dynamic
+    report = rootless_run.plan(
+        targets,
+        command,
+        qemu_path=qemu_path,
+        qemu_suffix=qemu_suffix,
+        allow_dynamic=allow_dynamic,
+        dry_run=dry_run,
+        verbose=verbose,
     )
-    if as_json:
-        emit_json({"availability": avail.to_json(), "command": list(command), **rp.to_json()})
-        if not (avail.available and rp.ok):
-            sys.exit(rootless.EXIT_REFUSED)
-        return
-    _print_run_plan(rp, avail, dry_run, verbose)
-    if not avail.available:
-        raise rootless.RunRefused(
-            f"rootless emulation is not available: {avail.reason}", fix=avail.fix
-        )
-    if len(rp.refusals) == 1:
-        r = rp.refusals[0]
-        raise rootless.RunRefused(
-            f"refused{' ' + r.target if r.target else ''}: {r.reason}; nothing ran", fix=r.fix
-        )
-    if rp.refusals:
-        raise rootless.RunRefused(
-            f"refused for the {'reason' if len(rp.refusals) == 1 else f'{len(rp.refusals)} reasons'} above; nothing ran",
-            fix=rp.refusals[0].fix,
-        )
-    _safety(rp.entries, False, private=True)
-    from binfmtctl import idmap
-
-    ids = idmap.plan_idmap(idmap.gather())
-    if dry_run:
-        if ids.subordinate:
-            click.echo("container engines: your subordinate ids are mapped (podman build works)")
-        else:
-            click.echo(f"container engines: only you are mapped: {ids.reason}")
-            click.echo(f"  fix: {ids.fix}")
-        return
-    if verbose:
-        click.echo(
-            "running COMMAND as root of a private user namespace (not root on the host)", err=True
-        )
-    warning = idmap.engine_warning(command, ids)
-    if warning:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
-    elif verbose and ids.subordinate:
-        click.echo("mapping your subordinate ids too (/etc/subuid, /etc/subgid)", err=True)
-    sb.exec_in_sandbox(
-        rootless.inner_argv(sb.self_command(), rp.entries, command),
-        {**os.environ, **ids.env},
-        check=False,
-        map_args=ids.unshare_args,
-    )
+    emit(report, as_json=as_json)
+    if not dry_run:
+        ids = report.ids
+        env = {**os.environ, **ids.env}
+        argv = rootless_run.inner_argv(report)
+        sb.exec_in_sandbox(argv, env, check=False, map_args=ids.unshare_args)

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -84,27 +85,9 @@ def sandbox_init(
     --rootless (for `run`): binfmtctl's own failures exit 125, COMMAND not found 127,
     not executable 126, so COMMAND's own statuses stay unambiguous.
     """
-    import tempfile
-
-    from binfmtctl.binfmt_misc import DEFAULT_MOUNT, BinfmtMisc
-    from binfmtctl.plan import plan_register
-    from binfmtctl.sandbox import mount_private
-
     with _RunFailures() if rootless_run else contextlib.nullcontext():
-        mount_private(DEFAULT_MOUNT)  # never the inherited copy of the host's mount
-        state = tempfile.mkdtemp(prefix="binfmtctl-state-")
-        try:
-            bm = BinfmtMisc(DEFAULT_MOUNT, state_dir=state)
-            desired = _parse_batch([bytes.fromhex(h) for h in entries], bm.profile)
-            bm.apply(plan_register(desired, bm.entries()))
-        except BaseException:
-            shutil.rmtree(state, ignore_errors=True)
-            raise
-    env = dict(os.environ)
-    env["BINFMTCTL_STATE_DIR"] = state
-    env["BINFMTCTL_SANDBOX"] = "1"
-    # the namespace shares the host's files: persistence must not reach /etc/binfmt.d
-    env.setdefault("BINFMTCTL_CONFIG", os.path.join(state, "zz-binfmtctl.conf"))
+        desired, state = _private_table(entries)
+    env = _child_env(state)
     # COMMAND runs as a child so that its state directory (records, a sandboxed config)
     # is removed when it ends: the namespace dies with it, the directory would not
     pid = os.fork()
@@ -120,6 +103,35 @@ def sandbox_init(
                 raise rootless.exec_failure(command[0], e, env.get("PATH"), registered) from None
             raise CommandNotFound(f"cannot run {command[0]!r}: {e.strerror}") from None
     sys.exit(_wait_then_clean(pid, state))
+
+
+def _child_env(state: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["BINFMTCTL_STATE_DIR"] = state
+    env["BINFMTCTL_SANDBOX"] = "1"
+    # the namespace shares the host's files: persistence must not reach /etc/binfmt.d
+    env.setdefault("BINFMTCTL_CONFIG", os.path.join(state, "zz-binfmtctl.conf"))
+    return env
+
+
+def _private_table(entries: tuple[str, ...]) -> tuple[list[Any], str]:
+    """Mount a fresh binfmt_misc, register the entries (hex) in it: (entries, state dir)."""
+    import tempfile
+
+    from binfmtctl.binfmt_misc import DEFAULT_MOUNT, BinfmtMisc
+    from binfmtctl.plan import plan_register
+    from binfmtctl.sandbox import mount_private
+
+    mount_private(DEFAULT_MOUNT)  # never the inherited copy of the host's mount
+    state = tempfile.mkdtemp(prefix="binfmtctl-state-")
+    try:
+        bm = BinfmtMisc(DEFAULT_MOUNT, state_dir=state)
+        desired = _parse_batch([bytes.fromhex(h) for h in entries], bm.profile)
+        bm.apply(plan_register(desired, bm.entries()))
+    except BaseException:
+        shutil.rmtree(state, ignore_errors=True)
+        raise
+    return desired, state
 
 
 def _wait_then_clean(pid: int, state: str) -> int:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-from typing import Any
-
 import click
 
-from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, print_problem, read_inputs
-from binfmtctl.errors import ExitStatus, Problem, UsageError
+from binfmtctl.cli.common import CONTEXT, Ctx, pass_ctx, read_inputs
+from binfmtctl.errors import UsageError
 
 
 @click.command(context_settings=CONTEXT)
@@ -47,9 +43,11 @@ def validate(
       binfmtctl validate --kernel 4.4 -f /usr/lib/binfmt.d/qemu-aarch64.conf
       grep -h . /etc/binfmt.d/*.conf | binfmtctl validate -f - --json
     """
+    from binfmtctl import validation
     from binfmtctl.binfmt_misc import open_exec_errno
-    from binfmtctl.inputs import as_written
-    from binfmtctl.rules import KernelProfile, validate_contained
+    from binfmtctl.cli.render import emit
+    from binfmtctl.cli.render import validate as _texts  # noqa: F401  (registers the renderer)
+    from binfmtctl.rules import KernelProfile
 
     try:
         profile = KernelProfile.parse(kernel) if kernel else KernelProfile.current_default()
@@ -61,71 +59,5 @@ def validate(
             "nothing to validate: give ENTRY arguments or -f FILE",
             fix="binfmtctl validate ':name:M::magic::/path/to/interpreter:F'",
         )
-    existing = _live_names(obj)
-    verdicts = [
-        validate_contained(
-            as_written(raw), profile, existing_names=existing, exec_check=open_exec_errno
-        )
-        for raw in inputs
-    ]
-    _add_safety_warnings(verdicts)
-    if as_json:
-        emit_json([v.to_json() for v in verdicts])
-    else:
-        for raw, v in zip(inputs, verdicts, strict=True):
-            if v.valid:
-                n_warn = sum(1 for p in v.problems if not p.is_error)
-                click.secho(
-                    f"ok  {raw.decode('utf-8', 'backslashreplace')}"
-                    + (f"  ({n_warn} warning{'s' * (n_warn != 1)})" if n_warn else ""),
-                    fg="green" if not n_warn else "yellow",
-                )
-            else:
-                click.secho(
-                    f"{'UNJUDGED' if v.internal_error else f'INVALID ({v.errno})'}  {raw.decode('utf-8', 'backslashreplace')}",
-                    fg="red",
-                    bold=True,
-                )
-            for p in v.problems:
-                print_problem(raw + b"\n", p)
-            if v.valid and v.kernel_view and len(inputs) == 1:
-                click.echo("kernel would show:")
-                for line in v.kernel_view.splitlines():
-                    click.echo(f"  | {line}")
-    if not all(v.valid for v in verdicts):
-        sys.exit(ExitStatus.PROBLEMS)
-
-
-def _add_safety_warnings(verdicts: list[Any]) -> None:
-    """What register would refuse or warn about for the host's safety (the kernel accepts
-    it): as warnings, so validity stays the kernel's verdict."""
-    from binfmtctl.safety import judge
-
-    entries = [v.entry for v in verdicts if v.valid and v.entry is not None]
-    if not entries:
-        return
-    found: dict[int, list[Problem]] = {}
-    for e, p in judge(entries):
-        if p.is_error:
-            p = dataclasses.replace(
-                p,
-                severity="warning",
-                message=p.message
-                + " (register, install, import and apply refuse it without --force)",
-            )
-        found.setdefault(id(e), []).append(p)
-    for v in verdicts:
-        if v.valid and v.entry is not None:
-            v.problems.extend(found.get(id(v.entry), []))
-
-
-def _live_names(obj: Ctx) -> list[str]:
-    """Names in the live table if it can be read without side effects (else none)."""
-    try:
-        bm = obj.bm()
-        if bm.mount_state().state != "mounted":
-            return []
-        names: list[str] = bm.names()
-        return names
-    except OSError:
-        return []
+    existing = validation.live_names(obj.bm())
+    emit(validation.judge(inputs, profile, existing, open_exec_errno), as_json=as_json)
