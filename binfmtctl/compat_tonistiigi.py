@@ -339,8 +339,8 @@ def run(req: Request) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The image's entrypoint."""
-    from binfmtctl.cli import entry_point
     from binfmtctl.errors import BinfmtctlError
+    from binfmtctl.fastpath import entry_point
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -144,10 +144,3 @@ def _run_main(argv: Iterable[str] | None = None) -> None:
         )
     except BrokenPipeError:
         sys.exit(ExitStatus.PROBLEMS)
-
-
-def entry_point() -> None:
-    """The console script (also where older installed scripts point): see :mod:`binfmtctl.fastpath`."""
-    from binfmtctl.fastpath import entry_point as fast_entry_point
-
-    fast_entry_point()
