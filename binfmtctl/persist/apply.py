@@ -1,0 +1,328 @@
+"""``apply``: make the live table match the config (:func:`plan_apply`, :func:`preflight`,
+:func:`apply_config` and its :class:`ApplyReport`).
+
+Missing entries are registered, differing entries of the config's names replaced, every
+other entry left alone; each entry is validated first and applied on its own, so one that
+cannot be applied (its interpreter is on a file system not yet mounted, its QEMU package
+was removed) is reported and the rest still applied. This is the boot path
+(binfmtctl.service runs it through :mod:`binfmtctl.fastpath`): it imports only
+:mod:`entry`, :mod:`rules`, :mod:`plan` and :mod:`binfmt_misc` and their helpers, never
+typing, subprocess, click, pyelftools, psutil or PyYAML.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from binfmtctl import hijack, safety, trust
+from binfmtctl.binfmt_misc import BinfmtMisc, NotMounted, open_exec_errno
+from binfmtctl.entry import (
+    Entry,
+    render_register,
+)
+from binfmtctl.errors import BinfmtctlError
+from binfmtctl.persist.config import ConfigProblem, parse_config, read_config_text
+from binfmtctl.plan import Action, plan_register
+
+
+# -- apply: pure ---------------------------------------------------------------------------------------
+def plan_apply(config_entries: Sequence[Entry], live_entries: Sequence[Entry]) -> list[Action]:
+    """What ``apply`` does: for each config entry, ``add`` it if no entry has its name,
+    ``keep`` an identical one, ``replace`` a differing one. Live entries of other names
+    get no action (they are left alone). Pure."""
+    actions = plan_register(config_entries, live_entries, replace=True)
+    return [
+        replace(a, note="differs from the config; replacing it") if a.kind == "replace" else a
+        for a in actions
+    ]
+
+
+def pending_mount(path: str, fstab: str, mountinfo: str) -> str | None:
+    """The fstab mount point that would hold ``path`` but is not mounted now (the
+    interpreter's file system is mounted later in boot), or None. Pure."""
+    mounted = set()
+    for line in mountinfo.splitlines():
+        parts = line.split(" ")
+        if len(parts) > 4:
+            mounted.add(parts[4].replace("\\040", " "))
+    best = None
+    for line in fstab.splitlines():
+        fields = line.split()
+        if len(fields) < 2 or fields[0].startswith("#"):
+            continue
+        mp = fields[1].replace("\\040", " ")
+        if not mp.startswith("/") or mp == "/" or fields[2:3] == ["swap"]:
+            continue
+        inside = path == mp or path.startswith(mp.rstrip("/") + "/")
+        if inside and (best is None or len(mp) > len(best)):
+            best = mp
+    return best if best is not None and best not in mounted else None
+
+
+def missing_interpreter_fix(entry: Entry, late_mount: str | None) -> str:
+    """How to fix an interpreter that is not there."""
+    drop = f"or stop persisting it: binfmtctl persist remove {entry.name}"
+    if late_mount is not None:
+        return (
+            f"{entry.interpreter} is on {late_mount}, which is not mounted yet: move the "
+            f"interpreter to the root file system, or order the unit after that mount "
+            f"(systemctl edit binfmtctl.service: [Unit] RequiresMountsFor={late_mount}), {drop}"
+        )
+    if entry.name.startswith("qemu-") or "qemu" in entry.interpreter:
+        pkg = "install QEMU's static user-mode emulators again (Debian/Ubuntu: apt install qemu-user-static; Fedora: dnf install qemu-user-static; Arch: pacman -S qemu-user-static-binfmt)"
+    else:
+        pkg = f"install the package that provides {entry.interpreter} again"
+    return (
+        f"{pkg}, or fix the interpreter path in the config (binfmtctl install --persist, "
+        f"binfmtctl persist add); if it is on a file system mounted late, add "
+        f"RequiresMountsFor= to the unit; {drop}"
+    )
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why an entry of the config is not applied (it would fail, or is unsafe)."""
+
+    message: str
+    fix: str
+
+
+def preflight(
+    entries: Sequence[Entry],
+    *,
+    exec_check: Callable[[str], str | None],
+    native: hijack.NativeSamples,
+    trust_of: Callable[[str], trust.Verdict],
+    late_mount: Callable[[str], str | None],
+    force: bool = False,
+) -> tuple[dict[str, Blocked], dict[str, list[str]]]:
+    """Per entry: why it must not be applied, and warnings for what still works. Pure
+    (facts come in as values and functions). An F entry needs its interpreter now (the kernel opens
+    it at registration); without F it is only warned about, since the kernel looks the
+    path up at every exec and a file system mounted later makes it work."""
+    blocked: dict[str, Blocked] = {}
+    warnings: dict[str, list[str]] = {}
+    for e in entries:
+        err = exec_check(e.interpreter)
+        if err is not None:
+            fix = missing_interpreter_fix(e, late_mount(e.interpreter))
+            what = "missing" if err in ("ENOENT", "ENOTDIR") else f"not executable ({err})"
+            if "F" in e.flags:
+                blocked[e.name] = Blocked(
+                    f"interpreter {e.interpreter} is {what} ({err}); with the F flag the kernel opens it at registration",
+                    fix,
+                )
+                continue
+            warnings.setdefault(e.name, []).append(
+                f"interpreter {e.interpreter} is {what} ({err}): registered anyway, but matching programs fail until it exists; fix: {fix}"
+            )
+        for problem in safety.entry_problems(e, native, trust_of(e.interpreter)):
+            if not problem.is_error:
+                warnings.setdefault(e.name, []).append(f"{problem.message}; fix: {problem.fix}")
+            elif not force and e.name not in blocked:
+                blocked[e.name] = Blocked(
+                    f"refused for the host's safety: {problem.message}",
+                    f"{problem.fix} (binfmtctl apply --force applies it anyway)",
+                )
+    return blocked, warnings
+
+
+@dataclass(frozen=True)
+class ApplyItem:
+    """One config entry's outcome: ``action`` is add / replace / keep; ``ok`` False means
+    it could not be applied (``message`` and ``fix`` say why); ``done`` True means the live
+    table was changed."""
+
+    name: str
+    action: str
+    entry: Entry
+    old: Entry | None
+    ok: bool
+    done: bool
+    message: str = ""
+    fix: str = ""
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "action": self.action,
+            "ok": self.ok,
+            "done": self.done,
+            "interpreter": self.entry.interpreter,
+            "register": os.fsdecode(render_register(self.entry)),
+            "old": self.old.to_json() if self.old else None,
+            "message": self.message,
+            "fix": self.fix,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass
+class ApplyReport:
+    config: str
+    plan_only: bool
+    config_exists: bool
+    items: list[ApplyItem] = field(default_factory=list)
+    problems: list[ConfigProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    mount: dict[str, object] | None = None
+
+    @property
+    def failed(self) -> list[ApplyItem]:
+        return [i for i in self.items if not i.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+    def count(self, action: str) -> int:
+        return sum(1 for i in self.items if i.ok and i.action == action)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "config": self.config,
+            "plan": self.plan_only,
+            "config_exists": self.config_exists,
+            "ok": self.ok,
+            "mount": self.mount,
+            "changes": sum(1 for i in self.items if i.done),
+            "entries": [i.to_json() for i in self.items],
+            "problems": [p.to_json() for p in self.problems],
+            "failed": [i.name for i in self.failed] + [p.where for p in self.problems],
+            "notes": self.notes,
+        }
+
+
+def _split_error(e: BinfmtctlError) -> tuple[str, str]:
+    text = e.format_message()
+    msg, _, fix = text.partition("\n  fix: ")
+    return msg, e.fix or fix
+
+
+# -- apply: the runner (edge) ----------------------------------------------------------------------------
+def _late_mount_checker() -> Callable[[str], str | None]:
+    try:
+        fstab = Path("/etc/fstab").read_text(errors="replace")
+    except OSError:
+        fstab = ""
+    try:
+        mountinfo = Path("/proc/self/mountinfo").read_text(errors="replace")
+    except OSError:
+        mountinfo = ""
+    return lambda p: pending_mount(p, fstab, mountinfo)
+
+
+def apply_config(
+    bm: BinfmtMisc,
+    path: Path,
+    *,
+    plan_only: bool = False,
+    force: bool = False,
+) -> ApplyReport:
+    """Make the live table of ``bm`` match the config at ``path``. Edge.
+
+    Every entry is planned and checked before anything is written; then each change is
+    applied on its own (a failure is recorded and the rest still applied; a failed replace
+    puts the old entry back). Entries of the config that are live and identical are
+    recorded as binfmtctl's. ``plan_only`` changes nothing (and does not mount).
+    """
+    report = ApplyReport(str(path), plan_only, path.exists())
+    entries, report.problems = parse_config(read_config_text(path), str(path), bm.profile)
+    if not report.config_exists:
+        report.notes.append(f"no config at {path}: nothing to apply")
+    verdict = trust.check(str(path.absolute())) if report.config_exists else None
+    if verdict is not None and not verdict.trusted and os.geteuid() == 0 and not force:
+        raise BinfmtctlError(
+            f"{path} can be changed by a non-root user ({verdict.reason}): its entries would "
+            "run their interpreters for every matching program, as root registers them; "
+            "refusing to apply it",
+            fix=f"{verdict.fix}  (or apply --force)",
+        )
+    state = bm.mount_state()
+    if state.state != "mounted" and (state.state == "automount" or (entries and not plan_only)):
+        try:
+            state = bm.require_mounted() if plan_only else bm.mount_for_write()
+        except NotMounted:
+            if not plan_only:
+                raise
+            state = bm.mount_state()
+    report.mount = state.to_json()
+    mounted = state.state == "mounted"
+    if not mounted and entries:
+        report.notes.append(
+            f"binfmt_misc is not mounted at {bm.path}: planned against an empty table (apply mounts it)"
+        )
+    lock = bm.locked() if not plan_only and mounted else contextlib.nullcontext()
+    with lock:
+        live = bm.entries() if mounted else []
+        if mounted and not bm.enabled():
+            report.notes.append(
+                "binfmt_misc is globally disabled (status: disabled): no entry is used until `echo 1 > status`"
+            )
+        actions = plan_apply(entries, live)
+        blocked, warnings = preflight(
+            entries,
+            exec_check=open_exec_errno,
+            # nothing to write, nothing to judge: a boot with an unchanged table reads no PATH
+            native=hijack.gather() if any(a.changes for a in actions) else hijack.NativeSamples(),
+            trust_of=trust.check,
+            late_mount=_late_mount_checker(),
+            force=force,
+        )
+        claimed: list[Entry] = []
+        todo: list[tuple[Action, tuple[str, ...]]] = []
+        for a in actions:
+            warn = tuple(warnings.get(a.entry.name, ()))
+            b = blocked.get(a.entry.name)
+            if b is not None and a.kind != "keep":
+                kept = " (the live entry was left as it is)" if a.old is not None else ""
+                report.items.append(
+                    ApplyItem(
+                        a.entry.name,
+                        a.kind,
+                        a.entry,
+                        a.old,
+                        False,
+                        False,
+                        b.message + kept,
+                        b.fix,
+                        warn,
+                    )
+                )
+                continue
+            if a.kind == "keep" or plan_only:
+                if a.kind == "keep":
+                    claimed.append(a.entry)
+                report.items.append(
+                    ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, False, a.note, "", warn)
+                )
+                continue
+            todo.append((a, warn))
+        warn_of = {id(a): w for a, w in todo}
+        for a, err in bm.apply_each([a for a, _ in todo]) if todo else []:
+            warn = warn_of[id(a)]
+            if err is not None:
+                msg, fix = _split_error(err)
+                report.items.append(
+                    ApplyItem(a.entry.name, a.kind, a.entry, a.old, False, False, msg, fix, warn)
+                )
+            else:
+                report.items.append(
+                    ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, True, a.note, "", warn)
+                )
+        order = {a.entry.name: i for i, a in enumerate(actions)}
+        report.items.sort(key=lambda item: order.get(item.name, len(order)))
+        if claimed and not plan_only and mounted:
+            _claim(bm, claimed)
+    return report
+
+
+def _claim(bm: BinfmtMisc, entries: Sequence[Entry]) -> None:
+    """Record config entries found live and identical as binfmtctl's (systemd-binfmt may
+    have registered them from the config before this unit ran)."""
+    bm.claim(entries)

@@ -1,0 +1,157 @@
+"""``persist status``: what is set up for boot, what is out of order, and (for a live root)
+how the live table compares with the config.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from binfmtctl.binfmt_misc import BinfmtMisc
+from binfmtctl.errors import BinfmtctlError
+from binfmtctl.persist.apply import plan_apply
+from binfmtctl.persist.config import parse_config
+from binfmtctl.persist.paths import UNIT_NAME, config_path, in_root, root_dir, unit_path, wants_link
+from binfmtctl.persist.unit import systemctl, systemd_booted, unit_exec, wsl_note
+from binfmtctl.rootfs import Root
+from binfmtctl.systemd_paths import UNIT_DIR
+
+#: typing and subprocess are not imported at run time: the boot-time apply does not need them
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _reason(e: BaseException) -> str:
+    return e.message if isinstance(e, BinfmtctlError) else (getattr(e, "strerror", None) or str(e))
+
+
+def _fix(e: BaseException, p: Path) -> str:
+    return (e.fix if isinstance(e, BinfmtctlError) else None) or f"check {p} (ls -l {p})"
+
+
+def _file_facts(fs: Root, p: Path) -> dict[str, object]:
+    st = fs.lstat(p)
+    if st is None:
+        return {"path": str(p), "exists": False}
+    return {
+        "path": str(p),
+        "exists": True,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+    }
+
+
+def status(
+    root: str = "/", *, config: Path | None = None, bm: BinfmtMisc | None = None
+) -> dict[str, Any]:
+    """What is set up for boot, what is out of order, and (for a live root) how the live
+    table compares with the config. ``problems`` are things to fix (exit 1). Edge."""
+    cfg = config if config is not None else config_path(root)
+    upath, link = unit_path(root), wants_link(root)
+    with Root(root_dir(root)) as fs:
+        return _status(fs, root, cfg, upath, link, bm)
+
+
+def _status(
+    fs: Root, root: str, cfg: Path, upath: Path, link: Path, bm: BinfmtMisc | None
+) -> dict[str, Any]:
+    problems: list[dict[str, str]] = []
+    notes: list[str] = []
+    try:
+        cfg_text = fs.read_bytes(cfg)
+    except FileNotFoundError:
+        cfg_text = b""
+    except (OSError, BinfmtctlError) as e:
+        cfg_text = b""
+        problems.append({"message": f"cannot read {cfg}: {_reason(e)}", "fix": _fix(e, cfg)})
+    entries, cfg_problems = parse_config(cfg_text, str(cfg))
+    problems += [{"message": str(p), "fix": p.fix} for p in cfg_problems]
+    cfg_facts = _file_facts(fs, cfg)
+    if (
+        cfg_facts["exists"]
+        and os.geteuid() == 0
+        and (cfg_facts["uid"] != 0 or cfg_facts["mode"] != "0644")
+    ):
+        problems.append(
+            {
+                "message": f"{cfg} is owned by uid {cfg_facts['uid']} with mode {cfg_facts['mode']}",
+                "fix": f"chown root:root {cfg} && chmod 0644 {cfg}",
+            }
+        )
+    unit_text = None
+    try:
+        unit_text = fs.read_bytes(upath).decode("utf-8", "replace")
+    except FileNotFoundError:
+        pass
+    except (OSError, BinfmtctlError) as e:
+        problems.append({"message": f"cannot read {upath}: {_reason(e)}", "fix": _fix(e, upath)})
+    exec_argv: list[str] = []
+    if unit_text is None:
+        problems.append(
+            {
+                "message": f"{UNIT_NAME} is not installed ({upath})",
+                "fix": "binfmtctl persist enable",
+            }
+        )
+    else:
+        exec_argv = unit_exec(unit_text)[0]
+        binary = in_root(root, exec_argv[0]) if exec_argv else None
+        if binary is None or not fs.executable(binary):
+            problems.append(
+                {
+                    "message": f"the unit's ExecStart= program {exec_argv[0] if exec_argv else '(none)'} is missing",
+                    "fix": "run `binfmtctl persist enable` again with the binfmtctl that should run at boot (for an image: --binfmtctl PATH-IN-IMAGE)",
+                }
+            )
+    linked = fs.readlink(link) == f"{UNIT_DIR}/{UNIT_NAME}"
+    if unit_text is not None and not linked:
+        problems.append(
+            {
+                "message": f"{UNIT_NAME} is installed but not enabled ({link} missing)",
+                "fix": "binfmtctl persist enable",
+            }
+        )
+    result: dict[str, Any] = {
+        "root": str(root_dir(root)),
+        "config": {**cfg_facts, "entries": [e.name for e in entries]},
+        "unit": {**_file_facts(fs, upath), "exec_start": exec_argv},
+        "enabled": linked,
+        "systemd_running": systemd_booted(root),
+        "systemctl": None,
+        "live": None,
+    }
+    if root_dir(root) == Path("/"):
+        if systemd_booted(root):
+            proc = systemctl("is-active", UNIT_NAME)
+            result["systemctl"] = {"is_active": proc.stdout.strip()}
+        else:
+            notes.append("systemd is not the running init here: unit state not queried")
+        table = bm or BinfmtMisc()
+        st = table.mount_state()
+        if st.state == "mounted":
+            actions = plan_apply(entries, table.entries())
+            pending = [a.entry.name for a in actions if a.kind != "keep"]
+            result["live"] = {
+                "mount": table.path,
+                "in_sync": [a.entry.name for a in actions if a.kind == "keep"],
+                "pending": pending,
+            }
+            if pending:
+                problems.append(
+                    {
+                        "message": f"the live table differs from the config for {', '.join(pending)}",
+                        "fix": "binfmtctl apply  (binfmtctl apply --plan shows what it does)",
+                    }
+                )
+        else:
+            notes.append(f"binfmt_misc is not mounted at {table.path}: live table not compared")
+    wsl = wsl_note(root)
+    if wsl:
+        notes.append(wsl)
+    result["problems"] = problems
+    result["notes"] = notes
+    result["ok"] = not problems
+    return result
