@@ -5,7 +5,7 @@ runs: ``apply`` with at most ``--config FILE``, after at most ``--mount PATH``) 
 answered here; every other command line goes to the click CLI (:mod:`binfmtctl.cli`).
 Importing click costs more than starting the interpreter, so these two pay only for what
 they use. Output and exit statuses are the click path's, byte for byte (the tests run
-both paths on the same inputs): the apply report is rendered by :func:`apply_lines` for
+both paths on the same inputs): the apply report is rendered by :func:`apply_text` for
 both, and errors are mapped by :func:`binfmtctl.errors.error_line` for both.
 """
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-    from binfmtctl.errors import BinfmtctlError
 
 OK, PROBLEMS = 0, 1  # binfmtctl.errors.ExitStatus, without importing it
 VERSION_LINE = f"binfmtctl, version {__version__}"
@@ -138,22 +137,35 @@ def config_problem_lines(
     return out
 
 
-def apply_failure(report: Any, scope: Callable[[str], str] = _same) -> BinfmtctlError | None:
-    """The error ``apply`` ends with when some entry could not be applied, else None."""
-    from binfmtctl.errors import BinfmtctlError
-
+def apply_failure(report: Any, scope: Callable[[str], str] = _same) -> tuple[str, str] | None:
+    """(message, fix) of the error ``apply`` ends with when some entry could not be
+    applied, else None. Printed as ``Error: MESSAGE`` and ``  fix: FIX`` on stderr."""
     if report.ok:
         return None
     bad = [i.name for i in report.failed] + [p.where for p in report.problems]
-    return BinfmtctlError(
+    message = (
         f"{len(bad)} config entr{'y' if len(bad) == 1 else 'ies'} could not be applied: {', '.join(bad)}"
         + (
             ""
             if report.plan_only or len(report.items) == len(report.failed)
             else "; the others were applied"
-        ),
-        fix=scope("see the FAILED / INVALID lines above"),
+        )
     )
+    return message, scope("see the FAILED / INVALID lines above")
+
+
+def apply_text(
+    report: Any, scope: Callable[[str], str] = _same
+) -> list[tuple[str, str | None, bool]]:
+    """The whole text output of ``apply``: (line, colour, on stderr) triples, the report
+    (:func:`apply_lines`) then the failure (:func:`apply_failure`). The one rendering both
+    the fast path and the click command print."""
+    out = [(text, fg, False) for text, fg in apply_lines(report, report.table_path, scope)]
+    failure = apply_failure(report, scope)
+    if failure is not None:
+        message, fix = failure
+        out.append((f"Error: {message}\n  fix: {fix}", None, True))
+    return out
 
 
 def fix_scope(mount: str | None) -> Callable[[str], str]:
@@ -177,15 +189,14 @@ def run_apply(mount: str | None, config: str | None) -> int:
 
     bm = BinfmtMisc(mount)
     report = persist.apply_config(bm, persist.config_path(override=config))
-    scope = fix_scope(mount)
     tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # as the click path
-    lines = apply_lines(report, bm.path, scope)
-    sys.stdout.write("".join(styled(t, fg, tty) + "\n" for t, fg in lines))
+    for text, fg, err in apply_text(report, fix_scope(mount)):
+        stream = sys.stderr if err else sys.stdout
+        if err:
+            sys.stdout.flush()
+        stream.write(styled(text, fg, tty and not err) + "\n")
     sys.stdout.flush()
-    failure = apply_failure(report, scope)
-    if failure is not None:
-        raise failure
-    return OK
+    return int(report.exit_code)
 
 
 def run_fast(argv: Sequence[str]) -> int | None:

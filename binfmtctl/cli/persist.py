@@ -1,4 +1,5 @@
-"""Persistence: `apply`, `export`, `import`, `persist ...`."""
+"""Persistence: `apply`, `export`, `import`, `persist ...`: adapters over :mod:`binfmtctl.persist`
+whose reports :mod:`binfmtctl.cli.render.persist` prints."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import click
 
+import binfmtctl.cli.render.persist  # noqa: F401  (registers the text renderers)
 from binfmtctl.cli.common import (
     CONTEXT,
     Ctx,
@@ -23,6 +25,7 @@ from binfmtctl.cli.common import (
     read_inputs,
     scoped,
 )
+from binfmtctl.cli.render import Out, emit
 from binfmtctl.errors import ExitStatus, UsageError
 from binfmtctl.wording import plural
 
@@ -30,43 +33,20 @@ from binfmtctl.wording import plural
 def _print_config_problems(problems: Sequence[Any], limit: int = 20) -> None:
     from binfmtctl.fastpath import config_problem_lines
 
-    _echo_lines(config_problem_lines(problems, limit, scoped))
-
-
-def _print_apply(report: Any, table_path: str) -> None:
-    from binfmtctl.fastpath import apply_lines
-
-    _echo_lines(apply_lines(report, table_path, scoped))
-
-
-def _echo_lines(lines: Sequence[tuple[str, str | None]]) -> None:
-    """Coloured lines through secho, the others through echo (secho adds a reset code)."""
-    for text, fg in lines:
-        if fg:
-            click.secho(text, fg=fg)
-        else:
-            click.echo(text)
+    out = Out()
+    for text, fg in config_problem_lines(problems, limit, scoped):
+        out.line(text, fg=fg)
 
 
 def _apply_and_report(
     obj: Ctx, config: str | None, *, plan_only: bool, force: bool, as_json: bool
 ) -> None:
     from binfmtctl import persist
-    from binfmtctl.fastpath import apply_failure
 
-    bm = obj.bm()
     report = persist.apply_config(
-        bm, persist.config_path(override=config), plan_only=plan_only, force=force
+        obj.bm(), persist.config_path(override=config), plan_only=plan_only, force=force
     )
-    if as_json:
-        emit_json(report.to_json())
-        if not report.ok:
-            sys.exit(ExitStatus.PROBLEMS)
-        return
-    _print_apply(report, bm.path)
-    failure = apply_failure(report, scoped)
-    if failure is not None:
-        raise failure
+    emit(report, as_json=as_json)
 
 
 def _pick_live(

@@ -171,6 +171,7 @@ class ApplyReport:
     problems: list[ConfigProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     mount: dict[str, object] | None = None
+    table_path: str = ""  # the live table applied to (text output names it; not in JSON)
 
     @property
     def failed(self) -> list[ApplyItem]:
@@ -179,6 +180,10 @@ class ApplyReport:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
 
     def count(self, action: str) -> int:
         return sum(1 for i in self.items if i.ok and i.action == action)
@@ -231,7 +236,7 @@ def apply_config(
     puts the old entry back). Entries of the config that are live and identical are
     recorded as binfmtctl's. ``plan_only`` changes nothing (and does not mount).
     """
-    report = ApplyReport(str(path), plan_only, path.exists())
+    report = ApplyReport(str(path), plan_only, path.exists(), table_path=bm.path)
     entries, report.problems = parse_config(read_config_text(path), str(path), bm.profile)
     if not report.config_exists:
         report.notes.append(f"no config at {path}: nothing to apply")

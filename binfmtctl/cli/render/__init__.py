@@ -73,7 +73,8 @@ class Out:
         if fg is None and not bold:
             click.echo(text, err=err)
         else:
-            click.secho(text, fg=fg, bold=bold, err=err)
+            # bold=False would add an SGR 22 code: pass it only when set (as plain secho)
+            click.secho(text, fg=fg, bold=bold or None, err=err)
 
     def note(self, text: str) -> None:
         self.line(f"note: {text}", err=True)
