@@ -26,6 +26,7 @@ class BinfmtctlError(Exception):
     exit_code = int(ExitStatus.PROBLEMS)
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
+        self.summary = message  # the cause alone; reports keep it and ``fix`` apart
         self.fix = fix
         self.message = message if not fix else f"{message}\n  fix: {fix}"
         super().__init__(self.message)

@@ -4,7 +4,6 @@ whose reports :mod:`binfmtctl.cli.render.persist` prints."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +17,6 @@ from binfmtctl.cli.common import (
     _open_for_read,
     _root_option,
     accept_force_option,
-    emit_json,
     fail,
     file_option,
     pass_ctx,
@@ -26,7 +24,7 @@ from binfmtctl.cli.common import (
     scoped,
 )
 from binfmtctl.cli.render import Out, emit
-from binfmtctl.errors import ExitStatus, UsageError
+from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.wording import plural
 
 
@@ -51,20 +49,18 @@ def _apply_and_report(
 
 def _pick_live(
     obj: Ctx, names: Sequence[str], include_all: bool, consequence: str = ""
-) -> tuple[Any, list[Any]]:
+) -> list[Any]:
     """The live entries export and persist save act on: NAMEs (which must all be live),
     else binfmtctl's own, else with --all every live entry."""
     from binfmtctl import persist
 
-    bm = _open_for_read(obj)
-    live = bm.entries()
-    unknown = [n for n in names if n not in {e.name for e in live}]
+    chosen, unknown = persist.pick_live(_open_for_read(obj), names, include_all)
     if unknown:
         fail(
             f"no live entry named {', '.join(repr(n) for n in unknown)}{consequence}",
             fix="binfmtctl status lists every entry",
         )
-    return bm, persist.export_entries(live, names or bm.owned(), include_all and not names)
+    return chosen
 
 
 @click.command(context_settings=CONTEXT)
@@ -130,60 +126,49 @@ def export(
       binfmtctl export --all --format json
       binfmtctl export --format update-binfmts -o /var/lib/binfmts
     """
-    from pathlib import Path
-
     from binfmtctl import persist
 
-    bm, chosen = _pick_live(obj, names, include_all)
-    files = persist.render_export(chosen, fmt, bm.path)
-    if fmt == "update-binfmts":
-        if output is None and len(files) > 1:
-            raise UsageError(
-                f"update-binfmts format is one file per entry ({plural(len(files), 'entry')})",
-                fix="binfmtctl export --format update-binfmts -o DIR",
-            )
-        if output is not None:
-            for name, data in files.items():
-                persist.atomic_write(Path(output) / name, data)
-                click.echo(f"wrote {Path(output) / name}", err=True)
-            return
-    data = b"".join(files.values())
-    if output is not None:
-        persist.atomic_write(Path(output), data)
-        click.echo(f"wrote {plural(len(chosen), 'entry')} to {output}", err=True)
-        return
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
-    if not chosen:
-        click.echo(
-            "note: no entry to export"
-            + ("" if include_all else " (binfmtctl owns none; --all exports every live entry)"),
-            err=True,
-        )
+    chosen = _pick_live(obj, names, include_all)
+    source = obj.bm().path
+    emit(persist.export(chosen, fmt, source, output, include_all=include_all))
 
 
 def _persist_add(
-    entries: Sequence[Any], config: str | None, force: bool, as_json: bool, dry_run: bool = False
+    entries: Sequence[Any], config: str | None, force: bool, dry_run: bool = False
 ) -> Any:
     """Shared by import and persist add: safety, warnings, then the config edit."""
     from binfmtctl import persist
 
     unsafe = [] if force else persist.safety_problems(entries)
     if unsafe:
+        out = Out()
         for name, message, fix in unsafe:
-            click.secho(f"refused: {name}: {message}", fg="red", err=True)
-            click.echo(f"  fix: {scoped(fix)}", err=True)
+            out.line(f"refused: {name}: {message}", fg="red", err=True)
+            out.fix(scoped(fix), err=True)
         fail(
             "refused for the host's safety; nothing was written",
             fix="fix the entries, or pass --force",
         )
     for w in persist.interpreter_warnings(entries):
-        click.secho(f"warning: {w}", fg="yellow", err=True)
-    path = persist.config_path(override=config)
-    if dry_run:
-        _, change = persist.config_with(persist.read_config_text(path), entries, str(path))
-        return change
-    return persist.add_entries(path, entries)
+        Out().warning(w)
+    return persist.add_to_config(config, entries, dry_run=dry_run)
+
+
+def _finish(
+    obj: Ctx,
+    report: Any,
+    config: str | None,
+    show_apply: bool,
+    run_apply: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """After a config edit: its report (with --json only when no apply report follows),
+    then with --apply the apply report."""
+    if not (as_json and show_apply):
+        emit(report, as_json=as_json)
+    if run_apply:
+        _apply_and_report(obj, config, plan_only=False, force=force, as_json=as_json)
 
 
 @click.command("import", context_settings=CONTEXT)
@@ -223,25 +208,12 @@ def import_cmd(
 
     imported, problems, warnings = persist.read_import(list(paths))
     if problems:
-        if as_json:
-            emit_json({"ok": False, "problems": [p.to_json() for p in problems], "config": None})
-            sys.exit(ExitStatus.PROBLEMS)
-        _print_config_problems(problems)
-        fail(
-            f"{len(problems)} problem{'s' * (len(problems) != 1)} in the input; nothing was imported",
-            fix="see the INVALID lines above",
-        )
+        emit(persist.ImportReport(dry_run, tuple(problems), None), as_json=as_json)
     for w in warnings:
-        click.secho(f"warning: {w}", fg="yellow", err=True)
-    change = _persist_add([i.entry for i in imported], config, force, as_json, dry_run)
-    if as_json and not and_apply:
-        emit_json({"ok": True, "dry_run": dry_run, "problems": [], "config": change.to_json()})
-        return
-    if not as_json:
-        for line in change.describe():
-            click.echo(("would: " if dry_run else "") + line)
-    if and_apply and not dry_run:
-        _apply_and_report(obj, config, plan_only=False, force=force, as_json=as_json)
+        Out().warning(w)
+    edit = _persist_add([i.entry for i in imported], config, force, dry_run)
+    report = persist.ImportReport(dry_run, (), edit.config)
+    _finish(obj, report, config, and_apply, and_apply and not dry_run, force, as_json)
 
 
 @click.group("persist", context_settings=CONTEXT)
@@ -265,15 +237,6 @@ def persist_group() -> None:
       binfmtctl persist enable
       binfmtctl persist status --root /mnt/image
     """
-
-
-def _print_unit_report(report: Any) -> None:
-    for s in report.steps:
-        click.echo(s)
-    if report.exec_start:
-        click.echo("ExecStart: " + " ".join(report.exec_start))
-    for n in report.notes:
-        click.echo(f"note: {n}")
 
 
 def _mount_for_unit(obj: Ctx) -> str | None:
@@ -323,10 +286,7 @@ def persist_enable(
         mount=_mount_for_unit(obj),
         command=[program] if program else None,
     )
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        _print_unit_report(report)
+    emit(report, as_json=as_json)
 
 
 @persist_group.command("disable", context_settings=CONTEXT)
@@ -350,10 +310,7 @@ def persist_disable(root: str | None, config: str | None, purge: bool, as_json: 
 
     r = root or "/"
     report = persist.disable(r, config=persist.config_path(r, config), purge=purge)
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        _print_unit_report(report)
+    emit(report, as_json=as_json)
 
 
 @persist_group.command("status", context_settings=CONTEXT)
@@ -376,45 +333,8 @@ def persist_status(obj: Ctx, root: str | None, config: str | None, as_json: bool
     from binfmtctl import persist
 
     r = root or "/"
-    cfg_path = persist.config_path(r, config)
-    result = persist.status(r, config=cfg_path, bm=obj.bm())
-    for p in result["problems"]:
-        p["fix"] = scoped(p["fix"], root=root, config=config)
-    if as_json:
-        emit_json(result)
-    else:
-        cfg, unit = result["config"], result["unit"]
-        click.echo(
-            f"config: {cfg['path']}"
-            + (
-                f" ({plural(len(cfg['entries']), 'entry')}{': ' if cfg['entries'] else ''}{', '.join(cfg['entries'])})"
-                if cfg["exists"]
-                else " (missing)"
-            )
-        )
-        click.echo(
-            f"unit:   {unit['path']}"
-            + (
-                f" ({'enabled' if result['enabled'] else 'not enabled'}; ExecStart: {' '.join(unit['exec_start'])})"
-                if unit["exists"]
-                else " (not installed)"
-            )
-        )
-        if result["systemctl"]:
-            click.echo(f"systemctl is-active: {result['systemctl']['is_active']}")
-        live = result["live"]
-        if live is not None:
-            click.echo(
-                f"live:   {len(live['in_sync'])} in sync"
-                + (f", differ or missing: {', '.join(live['pending'])}" if live["pending"] else "")
-            )
-        for p in result["problems"]:
-            click.secho(f"problem: {p['message']}", fg="red")
-            click.echo(f"  fix: {p['fix']}")
-        for n in result["notes"]:
-            click.echo(f"note: {n}")
-    if not result["ok"]:
-        sys.exit(ExitStatus.PROBLEMS)
+    report = persist.status(r, config=persist.config_path(r, config), bm=obj.bm())
+    emit(report.with_fixes(lambda fix: scoped(fix, root=root, config=config)), as_json=as_json)
 
 
 @persist_group.command("add", context_settings=CONTEXT)
@@ -450,15 +370,8 @@ def persist_add(
             fix="binfmtctl persist add ':name:M::magic::/path/to/interpreter:F'",
         )
     desired = _parse_batch_grammar(raws, KernelProfile.current_default())
-    change = _persist_add(desired, config, force, as_json)
-    if as_json and not and_apply:
-        emit_json({"ok": True, "config": change.to_json()})
-        return
-    if not as_json:
-        for line in change.describe():
-            click.echo(line)
-    if and_apply:
-        _apply_and_report(obj, config, plan_only=False, force=force, as_json=as_json)
+    edit = _persist_add(desired, config, force)
+    _finish(obj, edit, config, and_apply, and_apply, force, as_json)
 
 
 def _parse_batch_grammar(raws: Sequence[bytes], profile: Any) -> list[Any]:
@@ -510,18 +423,13 @@ def persist_save(
     """
     from binfmtctl import persist
 
-    _, chosen = _pick_live(obj, names, include_all, "; nothing was saved")
+    chosen = _pick_live(obj, names, include_all, "; nothing was saved")
     if not chosen:
         fail(
             "no live entry to save: binfmtctl owns none",
             fix="name the entries (binfmtctl persist save NAME...), or --all",
         )
-    change = persist.add_entries(persist.config_path(override=config), chosen)
-    if as_json:
-        emit_json({"ok": True, "config": change.to_json()})
-    else:
-        for line in change.describe():
-            click.echo(line)
+    emit(persist.add_to_config(config, chosen), as_json=as_json)
 
 
 @persist_group.command("remove", context_settings=CONTEXT)
@@ -538,17 +446,8 @@ def persist_remove(names: tuple[str, ...], config: str | None, as_json: bool) ->
     """
     from binfmtctl import persist
 
-    path = persist.config_path(override=config)
-    present = persist.config_names(path)
-    unknown = [n for n in names if n not in present]
-    if unknown:
-        fail(
-            f"{path} has no entry named {', '.join(repr(n) for n in unknown)}; nothing was changed",
-            fix="binfmtctl persist status lists the config's entries",
-        )
-    change = persist.remove_names(path, names)
-    if as_json:
-        emit_json({"ok": True, "config": change.to_json()})
-    else:
-        for line in change.describe():
-            click.echo(line)
+    try:
+        report = persist.remove_from_config(config, names)
+    except BinfmtctlError as e:
+        fail(e.summary, e.fix)  # the fix carries this command's --mount
+    emit(report, as_json=as_json)

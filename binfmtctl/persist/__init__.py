@@ -33,7 +33,7 @@ table or systemctl say so.
 
 The package, one job per module: :mod:`.paths` (where things live), :mod:`.config` (the
 desired-state config), :mod:`.apply` (the boot path), :mod:`.formats` (import/export),
-:mod:`.boot` (boot sources), :mod:`.unit` (the systemd unit), :mod:`.status`
+:mod:`.boot` (boot sources), :mod:`.unit` (the systemd unit), :mod:`.edits` (config edits as reports), :mod:`.status`
 (``persist status``). This module re-exports their public API.
 """
 
@@ -77,6 +77,15 @@ from binfmtctl.persist.config import (
     uninstall_config_names,
     write_config,
 )
+from binfmtctl.persist.edits import (
+    ConfigEdit,
+    ExportReport,
+    ImportReport,
+    add_to_config,
+    export,
+    pick_live,
+    remove_from_config,
+)
 from binfmtctl.persist.formats import (
     EXPORT_FORMATS,
     Imported,
@@ -111,6 +120,9 @@ from binfmtctl.persist.paths import (
     wants_link,
 )
 from binfmtctl.persist.status import (
+    LiveCompare,
+    PersistStatus,
+    StatusProblem,
     status,
 )
 from binfmtctl.persist.unit import (
@@ -151,11 +163,18 @@ __all__ = [
     "ApplyReport",
     "Blocked",
     "ConfigChange",
+    "ConfigEdit",
     "ConfigProblem",
+    "ExportReport",
+    "ImportReport",
     "Imported",
+    "LiveCompare",
+    "PersistStatus",
     "Source",
+    "StatusProblem",
     "UnitReport",
     "add_entries",
+    "add_to_config",
     "apply_config",
     "atomic_write",
     "boot_sources",
@@ -170,6 +189,7 @@ __all__ = [
     "enable",
     "ensure_config",
     "entry_differences",
+    "export",
     "export_entries",
     "header_bytes",
     "import_files",
@@ -187,11 +207,13 @@ __all__ = [
     "parse_rule",
     "pending_mount",
     "persistent_sources",
+    "pick_live",
     "plan_apply",
     "preflight",
     "read_config",
     "read_config_text",
     "read_import",
+    "remove_from_config",
     "remove_names",
     "render_export",
     "render_unit",

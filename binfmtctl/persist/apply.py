@@ -204,9 +204,7 @@ class ApplyReport:
 
 
 def _split_error(e: BinfmtctlError) -> tuple[str, str]:
-    text = e.format_message()
-    msg, _, fix = text.partition("\n  fix: ")
-    return msg, e.fix or fix
+    return e.summary, e.fix or ""
 
 
 # -- apply: the runner (edge) ----------------------------------------------------------------------------

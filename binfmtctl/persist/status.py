@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binfmtctl.binfmt_misc import BinfmtMisc
@@ -17,14 +18,54 @@ from binfmtctl.persist.unit import systemctl, systemd_booted, unit_exec, wsl_not
 from binfmtctl.rootfs import Root
 from binfmtctl.systemd_paths import UNIT_DIR
 
-#: typing and subprocess are not imported at run time: the boot-time apply does not need them
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+
+
+@dataclass(frozen=True)
+class StatusProblem:
+    """Something out of order for boot, and the command that fixes it."""
+
+    message: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class LiveCompare:
+    """The live table against the config (only for the running system's root)."""
+
+    mount: str
+    in_sync: tuple[str, ...]
+    pending: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PersistStatus:
+    """``persist status``: its JSON is these fields, in this order (shared/design.md)."""
+
+    root: str
+    config: dict[str, object]  # path, exists, [uid, gid, mode], entries
+    unit: dict[str, object]  # path, exists, [uid, gid, mode], exec_start
+    enabled: bool
+    systemd_running: bool
+    systemctl: dict[str, str] | None
+    live: LiveCompare | None
+    problems: tuple[StatusProblem, ...]
+    notes: tuple[str, ...]
+    ok: bool
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def with_fixes(self, scope: Callable[[str], str]) -> PersistStatus:
+        """The same report with every fix passed through ``scope`` (the command's options)."""
+        return replace(self, problems=tuple(replace(p, fix=scope(p.fix)) for p in self.problems))
 
 
 def _reason(e: BaseException) -> str:
-    return e.message if isinstance(e, BinfmtctlError) else (getattr(e, "strerror", None) or str(e))
+    return e.summary if isinstance(e, BinfmtctlError) else (getattr(e, "strerror", None) or str(e))
 
 
 def _fix(e: BaseException, p: Path) -> str:
@@ -46,7 +87,7 @@ def _file_facts(fs: Root, p: Path) -> dict[str, object]:
 
 def status(
     root: str = "/", *, config: Path | None = None, bm: BinfmtMisc | None = None
-) -> dict[str, Any]:
+) -> PersistStatus:
     """What is set up for boot, what is out of order, and (for a live root) how the live
     table compares with the config. ``problems`` are things to fix (exit 1). Edge."""
     cfg = config if config is not None else config_path(root)
@@ -57,7 +98,7 @@ def status(
 
 def _status(
     fs: Root, root: str, cfg: Path, upath: Path, link: Path, bm: BinfmtMisc | None
-) -> dict[str, Any]:
+) -> PersistStatus:
     problems: list[dict[str, str]] = []
     notes: list[str] = []
     try:
@@ -114,19 +155,12 @@ def _status(
                 "fix": "binfmtctl persist enable",
             }
         )
-    result: dict[str, Any] = {
-        "root": str(root_dir(root)),
-        "config": {**cfg_facts, "entries": [e.name for e in entries]},
-        "unit": {**_file_facts(fs, upath), "exec_start": exec_argv},
-        "enabled": linked,
-        "systemd_running": systemd_booted(root),
-        "systemctl": None,
-        "live": None,
-    }
+    systemctl_state: dict[str, str] | None = None
+    live: LiveCompare | None = None
     if root_dir(root) == Path("/"):
         if systemd_booted(root):
             proc = systemctl("is-active", UNIT_NAME)
-            result["systemctl"] = {"is_active": proc.stdout.strip()}
+            systemctl_state = {"is_active": proc.stdout.strip()}
         else:
             notes.append("systemd is not the running init here: unit state not queried")
         table = bm or BinfmtMisc()
@@ -134,11 +168,9 @@ def _status(
         if st.state == "mounted":
             actions = plan_apply(entries, table.entries())
             pending = [a.entry.name for a in actions if a.kind != "keep"]
-            result["live"] = {
-                "mount": table.path,
-                "in_sync": [a.entry.name for a in actions if a.kind == "keep"],
-                "pending": pending,
-            }
+            live = LiveCompare(
+                table.path, tuple(a.entry.name for a in actions if a.kind == "keep"), tuple(pending)
+            )
             if pending:
                 problems.append(
                     {
@@ -151,7 +183,15 @@ def _status(
     wsl = wsl_note(root)
     if wsl:
         notes.append(wsl)
-    result["problems"] = problems
-    result["notes"] = notes
-    result["ok"] = not problems
-    return result
+    return PersistStatus(
+        root=str(root_dir(root)),
+        config={**cfg_facts, "entries": [e.name for e in entries]},
+        unit={**_file_facts(fs, upath), "exec_start": exec_argv},
+        enabled=linked,
+        systemd_running=systemd_booted(root),
+        systemctl=systemctl_state,
+        live=live,
+        problems=tuple(StatusProblem(p["message"], p["fix"]) for p in problems),
+        notes=tuple(notes),
+        ok=not problems,
+    )

@@ -19,6 +19,7 @@ import dataclasses
 import enum
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -75,6 +76,11 @@ class Out:
         else:
             # bold=False would add an SGR 22 code: pass it only when set (as plain secho)
             click.secho(text, fg=fg, bold=bold or None, err=err)
+
+    def raw(self, data: bytes) -> None:
+        """Bytes to stdout as they are (an export in a file format)."""
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
 
     def note(self, text: str) -> None:
         self.line(f"note: {text}", err=True)
