@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -203,10 +203,6 @@ class ApplyReport:
         }
 
 
-def _split_error(e: BinfmtctlError) -> tuple[str, str]:
-    return e.summary, e.fix or ""
-
-
 # -- apply: the runner (edge) ----------------------------------------------------------------------------
 def _late_mount_checker() -> Callable[[str], str | None]:
     try:
@@ -238,28 +234,9 @@ def apply_config(
     entries, report.problems = parse_config(read_config_text(path), str(path), bm.profile)
     if not report.config_exists:
         report.notes.append(f"no config at {path}: nothing to apply")
-    verdict = trust.check(str(path.absolute())) if report.config_exists else None
-    if verdict is not None and not verdict.trusted and os.geteuid() == 0 and not force:
-        raise BinfmtctlError(
-            f"{path} can be changed by a non-root user ({verdict.reason}): its entries would "
-            "run their interpreters for every matching program, as root registers them; "
-            "refusing to apply it",
-            fix=f"{verdict.fix}  (or apply --force)",
-        )
-    state = bm.mount_state()
-    if state.state != "mounted" and (state.state == "automount" or (entries and not plan_only)):
-        try:
-            state = bm.require_mounted() if plan_only else bm.mount_for_write()
-        except NotMounted:
-            if not plan_only:
-                raise
-            state = bm.mount_state()
-    report.mount = state.to_json()
-    mounted = state.state == "mounted"
-    if not mounted and entries:
-        report.notes.append(
-            f"binfmt_misc is not mounted at {bm.path}: planned against an empty table (apply mounts it)"
-        )
+    else:
+        _refuse_untrusted(path, force)
+    mounted = _mount(bm, report, bool(entries))
     lock = bm.locked() if not plan_only and mounted else contextlib.nullcontext()
     with lock:
         live = bm.entries() if mounted else []
@@ -277,55 +254,101 @@ def apply_config(
             late_mount=_late_mount_checker(),
             force=force,
         )
-        claimed: list[Entry] = []
-        todo: list[tuple[Action, tuple[str, ...]]] = []
-        for a in actions:
-            warn = tuple(warnings.get(a.entry.name, ()))
-            b = blocked.get(a.entry.name)
-            if b is not None and a.kind != "keep":
-                kept = " (the live entry was left as it is)" if a.old is not None else ""
-                report.items.append(
-                    ApplyItem(
-                        a.entry.name,
-                        a.kind,
-                        a.entry,
-                        a.old,
-                        False,
-                        False,
-                        b.message + kept,
-                        b.fix,
-                        warn,
-                    )
-                )
-                continue
-            if a.kind == "keep" or plan_only:
-                if a.kind == "keep":
-                    claimed.append(a.entry)
-                report.items.append(
-                    ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, False, a.note, "", warn)
-                )
-                continue
-            todo.append((a, warn))
-        warn_of = {id(a): w for a, w in todo}
-        for a, err in bm.apply_each([a for a, _ in todo]) if todo else []:
-            warn = warn_of[id(a)]
-            if err is not None:
-                msg, fix = _split_error(err)
-                report.items.append(
-                    ApplyItem(a.entry.name, a.kind, a.entry, a.old, False, False, msg, fix, warn)
-                )
-            else:
-                report.items.append(
-                    ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, True, a.note, "", warn)
-                )
+        report.items, todo = triage(actions, blocked, warnings, plan_only)
+        report.items += _write(bm, todo)
         order = {a.entry.name: i for i, a in enumerate(actions)}
         report.items.sort(key=lambda item: order.get(item.name, len(order)))
+        claimed = [a.entry for a in actions if a.kind == "keep"]
         if claimed and not plan_only and mounted:
-            _claim(bm, claimed)
+            # systemd-binfmt may have registered them from the config before this unit ran
+            bm.claim(claimed)
     return report
 
 
-def _claim(bm: BinfmtMisc, entries: Sequence[Entry]) -> None:
-    """Record config entries found live and identical as binfmtctl's (systemd-binfmt may
-    have registered them from the config before this unit ran)."""
-    bm.claim(entries)
+def _refuse_untrusted(path: Path, force: bool) -> None:
+    """Root applies no config a non-root user can change (unless ``force``)."""
+    verdict = trust.check(str(path.absolute()))
+    if not verdict.trusted and os.geteuid() == 0 and not force:
+        raise BinfmtctlError(
+            f"{path} can be changed by a non-root user ({verdict.reason}): its entries would "
+            "run their interpreters for every matching program, as root registers them; "
+            "refusing to apply it",
+            fix=f"{verdict.fix}  (or apply --force)",
+        )
+
+
+def _mount(bm: BinfmtMisc, report: ApplyReport, has_entries: bool) -> bool:
+    """Mount binfmt_misc when there is something to apply (a plan never mounts, but
+    triggers an automount); record the mount state in ``report``. True if mounted."""
+    plan_only = report.plan_only
+    state = bm.mount_state()
+    if state.state != "mounted" and (state.state == "automount" or (has_entries and not plan_only)):
+        try:
+            state = bm.require_mounted() if plan_only else bm.mount_for_write()
+        except NotMounted:
+            if not plan_only:
+                raise
+            state = bm.mount_state()
+    report.mount = state.to_json()
+    mounted = state.state == "mounted"
+    if not mounted and has_entries:
+        report.notes.append(
+            f"binfmt_misc is not mounted at {bm.path}: planned against an empty table (apply mounts it)"
+        )
+    return mounted
+
+
+def triage(
+    actions: Sequence[Action],
+    blocked: Mapping[str, Blocked],
+    warnings: Mapping[str, Sequence[str]],
+    plan_only: bool,
+) -> tuple[list[ApplyItem], list[tuple[Action, tuple[str, ...]]]]:
+    """(the outcomes known without writing: blocked, kept, or planned; the changes to
+    write, each with its warnings). Pure."""
+    items: list[ApplyItem] = []
+    todo: list[tuple[Action, tuple[str, ...]]] = []
+    for a in actions:
+        warn = tuple(warnings.get(a.entry.name, ()))
+        b = blocked.get(a.entry.name)
+        if b is not None and a.kind != "keep":
+            kept = " (the live entry was left as it is)" if a.old is not None else ""
+            message = b.message + kept
+            items.append(
+                ApplyItem(a.entry.name, a.kind, a.entry, a.old, False, False, message, b.fix, warn)
+            )
+        elif a.kind == "keep" or plan_only:
+            items.append(
+                ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, False, a.note, "", warn)
+            )
+        else:
+            todo.append((a, warn))
+    return items, todo
+
+
+def _write(bm: BinfmtMisc, todo: Sequence[tuple[Action, tuple[str, ...]]]) -> list[ApplyItem]:
+    """Apply each change on its own: one item per change, failed (the error's cause and
+    fix, kept apart) or done."""
+    items: list[ApplyItem] = []
+    warn_of = {id(a): w for a, w in todo}
+    for a, err in bm.apply_each([a for a, _ in todo]) if todo else []:
+        warn = warn_of[id(a)]
+        if err is not None:
+            items.append(
+                ApplyItem(
+                    a.entry.name,
+                    a.kind,
+                    a.entry,
+                    a.old,
+                    False,
+                    False,
+                    err.summary,
+                    err.fix or "",
+                    warn,
+                )
+            )
+        else:
+            items.append(
+                ApplyItem(a.entry.name, a.kind, a.entry, a.old, True, True, a.note, "", warn)
+            )
+    return items
