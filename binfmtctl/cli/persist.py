@@ -28,14 +28,6 @@ from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.wording import plural
 
 
-def _print_config_problems(problems: Sequence[Any], limit: int = 20) -> None:
-    from binfmtctl.fastpath import config_problem_lines
-
-    out = Out()
-    for text, fg in config_problem_lines(problems, limit, scoped):
-        out.line(text, fg=fg)
-
-
 def _apply_and_report(
     obj: Ctx, config: str | None, *, plan_only: bool, force: bool, as_json: bool
 ) -> None:
