@@ -160,11 +160,13 @@ def apply_text(
     """The whole text output of ``apply``: (line, colour, on stderr) triples, the report
     (:func:`apply_lines`) then the failure (:func:`apply_failure`). The one rendering both
     the fast path and the click command print."""
+    from binfmtctl.errors import BinfmtctlError, error_line
+
     out = [(text, fg, False) for text, fg in apply_lines(report, report.table_path, scope)]
     failure = apply_failure(report, scope)
     if failure is not None:
         message, fix = failure
-        out.append((f"Error: {message}\n  fix: {fix}", None, True))
+        out.append((error_line(BinfmtctlError(message, fix=fix)), None, True))
     return out
 
 

@@ -12,6 +12,7 @@ from typing import cast
 
 from binfmtctl.cli.common import scoped
 from binfmtctl.cli.render import Out, text_renderer
+from binfmtctl.errors import BinfmtctlError, error_line
 from binfmtctl.fastpath import apply_text, config_problem_lines
 from binfmtctl.persist import (
     ApplyReport,
@@ -87,11 +88,9 @@ def _import(report: ImportReport, out: Out) -> None:
         for text, fg in config_problem_lines(report.problems, scope=scoped):
             out.line(text, fg=fg)
         n = len(report.problems)
-        out.line(
-            f"Error: {n} problem{'s' * (n != 1)} in the input; nothing was imported\n"
-            f"  fix: {scoped('see the INVALID lines above')}",
-            err=True,
-        )
+        message = f"{n} problem{'s' * (n != 1)} in the input; nothing was imported"
+        fix = scoped("see the INVALID lines above")
+        out.line(error_line(BinfmtctlError(message, fix=fix)), err=True)
     elif report.config is not None:
         _edit(ConfigEdit(True, report.config, would=report.dry_run), out)
 
