@@ -20,7 +20,9 @@ from binfmtctl.systemd_paths import UNIT_DIR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+
+    from binfmtctl.entry import Entry
 
 
 @dataclass(frozen=True)
@@ -99,62 +101,10 @@ def status(
 def _status(
     fs: Root, root: str, cfg: Path, upath: Path, link: Path, bm: BinfmtMisc | None
 ) -> PersistStatus:
-    problems: list[dict[str, str]] = []
+    problems: list[StatusProblem] = []
     notes: list[str] = []
-    try:
-        cfg_text = fs.read_bytes(cfg)
-    except FileNotFoundError:
-        cfg_text = b""
-    except (OSError, BinfmtctlError) as e:
-        cfg_text = b""
-        problems.append({"message": f"cannot read {cfg}: {_reason(e)}", "fix": _fix(e, cfg)})
-    entries, cfg_problems = parse_config(cfg_text, str(cfg))
-    problems += [{"message": str(p), "fix": p.fix} for p in cfg_problems]
-    cfg_facts = _file_facts(fs, cfg)
-    if (
-        cfg_facts["exists"]
-        and os.geteuid() == 0
-        and (cfg_facts["uid"] != 0 or cfg_facts["mode"] != "0644")
-    ):
-        problems.append(
-            {
-                "message": f"{cfg} is owned by uid {cfg_facts['uid']} with mode {cfg_facts['mode']}",
-                "fix": f"chown root:root {cfg} && chmod 0644 {cfg}",
-            }
-        )
-    unit_text = None
-    try:
-        unit_text = fs.read_bytes(upath).decode("utf-8", "replace")
-    except FileNotFoundError:
-        pass
-    except (OSError, BinfmtctlError) as e:
-        problems.append({"message": f"cannot read {upath}: {_reason(e)}", "fix": _fix(e, upath)})
-    exec_argv: list[str] = []
-    if unit_text is None:
-        problems.append(
-            {
-                "message": f"{UNIT_NAME} is not installed ({upath})",
-                "fix": "binfmtctl persist enable",
-            }
-        )
-    else:
-        exec_argv = unit_exec(unit_text)[0]
-        binary = in_root(root, exec_argv[0]) if exec_argv else None
-        if binary is None or not fs.executable(binary):
-            problems.append(
-                {
-                    "message": f"the unit's ExecStart= program {exec_argv[0] if exec_argv else '(none)'} is missing",
-                    "fix": "run `binfmtctl persist enable` again with the binfmtctl that should run at boot (for an image: --binfmtctl PATH-IN-IMAGE)",
-                }
-            )
-    linked = fs.readlink(link) == f"{UNIT_DIR}/{UNIT_NAME}"
-    if unit_text is not None and not linked:
-        problems.append(
-            {
-                "message": f"{UNIT_NAME} is installed but not enabled ({link} missing)",
-                "fix": "binfmtctl persist enable",
-            }
-        )
+    entries = _config_part(fs, cfg, problems)
+    exec_argv, linked = _unit_part(fs, root, upath, link, problems)
     systemctl_state: dict[str, str] | None = None
     live: LiveCompare | None = None
     if root_dir(root) == Path("/"):
@@ -163,35 +113,98 @@ def _status(
             systemctl_state = {"is_active": proc.stdout.strip()}
         else:
             notes.append("systemd is not the running init here: unit state not queried")
-        table = bm or BinfmtMisc()
-        st = table.mount_state()
-        if st.state == "mounted":
-            actions = plan_apply(entries, table.entries())
-            pending = [a.entry.name for a in actions if a.kind != "keep"]
-            live = LiveCompare(
-                table.path, tuple(a.entry.name for a in actions if a.kind == "keep"), tuple(pending)
-            )
-            if pending:
-                problems.append(
-                    {
-                        "message": f"the live table differs from the config for {', '.join(pending)}",
-                        "fix": "binfmtctl apply  (binfmtctl apply --plan shows what it does)",
-                    }
-                )
-        else:
-            notes.append(f"binfmt_misc is not mounted at {table.path}: live table not compared")
+        live = _live_part(bm or BinfmtMisc(), entries, problems, notes)
     wsl = wsl_note(root)
     if wsl:
         notes.append(wsl)
     return PersistStatus(
         root=str(root_dir(root)),
-        config={**cfg_facts, "entries": [e.name for e in entries]},
+        config={**_file_facts(fs, cfg), "entries": [e.name for e in entries]},
         unit={**_file_facts(fs, upath), "exec_start": exec_argv},
         enabled=linked,
         systemd_running=systemd_booted(root),
         systemctl=systemctl_state,
         live=live,
-        problems=tuple(StatusProblem(p["message"], p["fix"]) for p in problems),
+        problems=tuple(problems),
         notes=tuple(notes),
         ok=not problems,
     )
+
+
+def _config_part(fs: Root, cfg: Path, problems: list[StatusProblem]) -> list[Entry]:
+    """The config's entries; what is wrong with it goes to ``problems``."""
+    try:
+        cfg_text = fs.read_bytes(cfg)
+    except FileNotFoundError:
+        cfg_text = b""
+    except (OSError, BinfmtctlError) as e:
+        cfg_text = b""
+        problems.append(StatusProblem(f"cannot read {cfg}: {_reason(e)}", _fix(e, cfg)))
+    entries, cfg_problems = parse_config(cfg_text, str(cfg))
+    problems += [StatusProblem(str(p), p.fix) for p in cfg_problems]
+    facts = _file_facts(fs, cfg)
+    if facts["exists"] and os.geteuid() == 0 and (facts["uid"] != 0 or facts["mode"] != "0644"):
+        problems.append(
+            StatusProblem(
+                f"{cfg} is owned by uid {facts['uid']} with mode {facts['mode']}",
+                f"chown root:root {cfg} && chmod 0644 {cfg}",
+            )
+        )
+    return entries
+
+
+def _unit_part(
+    fs: Root, root: str, upath: Path, link: Path, problems: list[StatusProblem]
+) -> tuple[list[str], bool]:
+    """(the unit's ExecStart argv, whether it is enabled); what is wrong goes to ``problems``."""
+    unit_text = None
+    try:
+        unit_text = fs.read_bytes(upath).decode("utf-8", "replace")
+    except FileNotFoundError:
+        pass
+    except (OSError, BinfmtctlError) as e:
+        problems.append(StatusProblem(f"cannot read {upath}: {_reason(e)}", _fix(e, upath)))
+    exec_argv: list[str] = []
+    if unit_text is None:
+        problems.append(
+            StatusProblem(f"{UNIT_NAME} is not installed ({upath})", "binfmtctl persist enable")
+        )
+    else:
+        exec_argv = unit_exec(unit_text)[0]
+        binary = in_root(root, exec_argv[0]) if exec_argv else None
+        if binary is None or not fs.executable(binary):
+            problems.append(
+                StatusProblem(
+                    f"the unit's ExecStart= program {exec_argv[0] if exec_argv else '(none)'} is missing",
+                    "run `binfmtctl persist enable` again with the binfmtctl that should run at boot (for an image: --binfmtctl PATH-IN-IMAGE)",
+                )
+            )
+    linked = fs.readlink(link) == f"{UNIT_DIR}/{UNIT_NAME}"
+    if unit_text is not None and not linked:
+        problems.append(
+            StatusProblem(
+                f"{UNIT_NAME} is installed but not enabled ({link} missing)",
+                "binfmtctl persist enable",
+            )
+        )
+    return exec_argv, linked
+
+
+def _live_part(
+    table: BinfmtMisc, entries: Sequence[Entry], problems: list[StatusProblem], notes: list[str]
+) -> LiveCompare | None:
+    """The live table against the config (None when binfmt_misc is not mounted)."""
+    if table.mount_state().state != "mounted":
+        notes.append(f"binfmt_misc is not mounted at {table.path}: live table not compared")
+        return None
+    actions = plan_apply(entries, table.entries())
+    pending = [a.entry.name for a in actions if a.kind != "keep"]
+    if pending:
+        problems.append(
+            StatusProblem(
+                f"the live table differs from the config for {', '.join(pending)}",
+                "binfmtctl apply  (binfmtctl apply --plan shows what it does)",
+            )
+        )
+    in_sync = tuple(a.entry.name for a in actions if a.kind == "keep")
+    return LiveCompare(table.path, in_sync, tuple(pending))
