@@ -1,0 +1,185 @@
+"""``binfmtctl doctor``: the host's binfmt_misc state turned into findings.
+
+The package, one job per module: ``facts`` (the records), ``gather`` / ``gather_boot`` /
+``image`` (the edge: reading the host, and the system at ``--root`` inside it),
+``checks_host`` / ``checks_entries`` / ``checks_persistence`` (pure checks), ``checks``
+(their order), ``fix`` (``--fix``), ``run`` (the use case, returning a report).
+
+One edge function, :func:`gather`, reads everything once into a :class:`HostFacts`
+snapshot (kernel, mount, the live table, every interpreter, the process's context,
+persistence files, rootless availability, optional probe runs). Every check is a pure
+function over that snapshot returning :class:`Finding` records
+``(code, severity, entry, message, fix)``; :func:`run_checks` runs them all and sorts
+the findings most severe first. :func:`apply_fixes` (``doctor --fix``) is the only
+part that writes, and only the safe fixes named below.
+
+Finding codes (stable; ``entry`` names the binfmt_misc entry concerned, or is null):
+
+========================================  ==========================================================
+code                                      meaning
+========================================  ==========================================================
+``kernel``                                info: kernel version and what it supports (F >= 4.8, P via AT_FLAGS >= 5.12, per-namespace instances >= 6.7)
+``kernel-no-binfmt``                      error: binfmt_misc is not in /proc/filesystems (module not loaded or not built)
+``kernel-flag-unsupported``               error: an entry uses a flag the judged kernel does not know (F before 4.8): EINVAL there
+``kernel-rejects-entry``                  error: the judged kernel would refuse an entry for another reason (e.g. magic past 128 bytes before 5.1)
+``mount-missing``                         error: the binfmt_misc directory does not exist (/proc not mounted, or hidden)
+``not-mounted``                           error: binfmt_misc is not mounted: nothing is registered, nothing can be
+``automount-untriggered``                 warning: a systemd automount that nobody triggered yet (a private mount in a container can then lose its entries)
+``read-only``                             warning: the mount (or /proc/sys) is read-only: entries can be read and used but not changed here
+``status-disabled``                       error: the global status is disabled: no entry is used
+``status-unreadable``                     warning: the global status file cannot be read
+``register-write-only``                   info: register is write-only; `cat register` gives 'Invalid argument' on every healthy host
+``context``                               info: who runs doctor (root, CAP_SYS_ADMIN, container, user namespace, WSL, VM) and who sees the registrations
+``entry-disabled``                        warning: an entry is registered but disabled
+``interpreter-missing``                   error: no F and the interpreter does not exist: every matching exec fails
+``interpreter-gone-pinned``               warning: F pinned an interpreter that is gone from the host: works until reboot, fails to register next boot
+``interpreter-not-executable``            error (warning with F): the interpreter is not an executable regular file (or on a noexec mount)
+``interpreter-dynamic``                   warning: an emulator interpreter is dynamically linked: fails in containers and chroots even with F
+``interpreter-wrong-arch``                error: the interpreter is built for an architecture this host does not run
+``missing-f-flag``                        warning: an emulator entry without F: the interpreter path is looked up inside every container/chroot
+``magic-bare-hex``                        error: magic (or mask) written as bare hex digits without \\x: registers, matches nothing
+``mask-elf-coverage``                     warning: an ELF magic/mask that leaves class, byte order or machine open
+``interpreter-untrusted``                 error with C/O, else warning: a non-root user controls the interpreter path (a component, a symlink, or a missing file they can create)
+``preserve-argv0-mismatch``               error/warning: P flag and interpreter disagree (Debian -binfmt-P without P; P on < 5.12 with a QEMU that cannot know)
+``host-hijack``                           error: an entry (enabled or not) matches what the host runs natively (its ELF classes, i386 on x86_64, #! scripts, extensions of programs on PATH)
+``host-family``                           warning: a QEMU entry for a CPU family the host runs natively, where it is no hijack (arm on some aarch64 hosts); i386 on x86_64 is ``host-hijack``
+``overlap``                               warning (info if same interpreter): two entries match the same files; the newest enabled one wins
+``target-not-registered``                 error: a --target has no enabled entry that matches its binaries
+``not-persistent``                        warning: a live entry no boot-time source registers: lost at reboot
+``config-not-live``                       warning: a configured entry (binfmt.d, update-binfmts, binfmtctl config) is not live, or differs
+``boot-differs``                          warning: a live entry that a boot-time source (binfmt.d, update-binfmts) registers differently
+``persistence-tools-conflict``            warning: several boot-time managers configure the same entries or are ordered so one undoes the other
+``systemd-binfmt-flush``                  warning: systemd-binfmt is active and this live entry is in no binfmt.d file: any restart flushes it
+``persistence-unchecked``                 info: the persistence checks (or one boot-time manager) could not be looked at, and why
+``rootless``                              info: whether ``binfmtctl run`` (rootless, private emulation) works here, and why not
+``probe-ok``                              info (--probe): the targets whose probe program ran through the kernel
+``probe-failed``                          error (--probe): a target's probe program did not run, and why
+``in-use-interpreter-stale``              warning: processes run through an entry whose interpreter file is gone or was replaced on disk (they keep the old inode)
+``container-engine``                      info: a container engine (dockerd, containerd, buildkitd, podman) runs: containers started before a registration see it only with F
+========================================  ==========================================================
+
+"Healthy" means: no error and no warning finding. Info findings never change the exit
+status.
+"""
+
+from __future__ import annotations
+
+from binfmtctl.binfmt_misc import cap_eff
+from binfmtctl.doctor.checks import CHECKS, HostCheck, has_problems, run_checks, to_json
+from binfmtctl.doctor.checks_entries import (
+    ENTRY_CHECKS,
+    EntryCheck,
+    check_entries,
+    check_entry_disabled,
+    check_host_family,
+    check_host_hijack,
+    check_interpreter_dynamic,
+    check_interpreter_missing,
+    check_interpreter_not_executable,
+    check_interpreter_trust,
+    check_interpreter_wrong_arch,
+    check_magic_bare_hex,
+    check_mask_coverage,
+    check_missing_f,
+    check_overlap,
+    check_preserve_argv0,
+    overlaps,
+)
+from binfmtctl.doctor.checks_host import (
+    check_context,
+    check_kernel,
+    check_mount,
+    check_probes,
+    check_register_file,
+    check_rootless,
+    check_targets,
+    check_usage,
+    scope,
+)
+from binfmtctl.doctor.checks_persistence import check_persistence
+from binfmtctl.doctor.facts import (
+    CODES,
+    FULL_UID_MAP,
+    RANK,
+    SEVERITIES,
+    ContextFacts,
+    Finding,
+    HostFacts,
+    InterpreterFacts,
+    ManagerFacts,
+    PersistFacts,
+)
+from binfmtctl.doctor.fix import STALE_CODES, FixResult, apply_fixes, plan_fixes
+from binfmtctl.doctor.gather import context_in, gather, gather_context, gather_interpreter
+from binfmtctl.doctor.gather_boot import (
+    gather_managers,
+    gather_persist,
+    gather_rootless,
+    managers_in,
+    persist_in,
+)
+from binfmtctl.doctor.image import Image
+from binfmtctl.doctor.run import DoctorReport, DoctorRequest, run_doctor
+
+__all__ = [
+    "cap_eff",
+    "CHECKS",
+    "CODES",
+    "ENTRY_CHECKS",
+    "FULL_UID_MAP",
+    "RANK",
+    "SEVERITIES",
+    "STALE_CODES",
+    "ContextFacts",
+    "DoctorReport",
+    "DoctorRequest",
+    "EntryCheck",
+    "Finding",
+    "FixResult",
+    "HostCheck",
+    "HostFacts",
+    "Image",
+    "InterpreterFacts",
+    "ManagerFacts",
+    "PersistFacts",
+    "apply_fixes",
+    "check_context",
+    "check_entries",
+    "check_entry_disabled",
+    "check_host_family",
+    "check_host_hijack",
+    "check_interpreter_dynamic",
+    "check_interpreter_missing",
+    "check_interpreter_not_executable",
+    "check_interpreter_trust",
+    "check_interpreter_wrong_arch",
+    "check_kernel",
+    "check_magic_bare_hex",
+    "check_mask_coverage",
+    "check_missing_f",
+    "check_mount",
+    "check_overlap",
+    "check_persistence",
+    "check_preserve_argv0",
+    "check_probes",
+    "check_register_file",
+    "check_rootless",
+    "check_targets",
+    "check_usage",
+    "context_in",
+    "gather",
+    "gather_context",
+    "gather_interpreter",
+    "gather_managers",
+    "gather_persist",
+    "gather_rootless",
+    "has_problems",
+    "managers_in",
+    "overlaps",
+    "persist_in",
+    "plan_fixes",
+    "run_checks",
+    "run_doctor",
+    "scope",
+    "to_json",
+]
