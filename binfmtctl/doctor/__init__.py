@@ -122,7 +122,6 @@ from binfmtctl.doctor.image import Image
 from binfmtctl.doctor.run import DoctorReport, DoctorRequest, run_doctor
 
 __all__ = [
-    "cap_eff",
     "CHECKS",
     "CODES",
     "ENTRY_CHECKS",
@@ -143,6 +142,7 @@ __all__ = [
     "ManagerFacts",
     "PersistFacts",
     "apply_fixes",
+    "cap_eff",
     "check_context",
     "check_entries",
     "check_entry_disabled",
