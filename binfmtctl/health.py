@@ -15,11 +15,9 @@ from binfmtctl.doctor import Finding, HostFacts, check_entries, gather_interpret
 from binfmtctl.entry import Entry
 from binfmtctl.rules import KernelProfile
 
-#: doctor codes whose word in ``status`` predates this module (kept for scripts)
-_WORDS = {
-    "entry-disabled": "disabled",
-    "interpreter-gone-pinned": "pinned-interpreter-gone",
-}
+#: doctor codes whose word in ``status`` predates this module (kept for scripts); every
+#: other word is doctor's code itself (``interpreter-gone-pinned``, one name everywhere)
+_WORDS = {"entry-disabled": "disabled"}
 _RANK = {"error": 0, "warning": 1}
 
 

@@ -26,6 +26,9 @@ def test_health_is_the_most_severe_finding() -> None:
     assert health_of([info]) == "ok"
     assert health_of([info, warn, err]) == "magic-bare-hex"
     assert health_of([Finding("entry-disabled", "warning", "x", "m", "f")]) == "disabled"
+    # one name for a pinned interpreter gone from disk: doctor's code, in status too
+    gone = Finding("interpreter-gone-pinned", "warning", "x", "m", "f")
+    assert health_of([gone]) == "interpreter-gone-pinned"
     assert ENTRY_CHECKS  # status runs exactly these
 
 

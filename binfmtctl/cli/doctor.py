@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
-
 import click
 
-from binfmtctl.cli.common import CONTEXT, Ctx, emit_json, pass_ctx, scoped
+from binfmtctl.cli.common import CONTEXT, Ctx, pass_ctx
 from binfmtctl.cli.completion import complete_targets
-from binfmtctl.errors import ExitStatus, UsageError
-from binfmtctl.wording import plural
-
-_DOCTOR_HEADINGS = {"error": "ERRORS", "warning": "WARNINGS", "info": "INFO"}
-
-
-def _print_findings(findings: Sequence[Any]) -> None:
-    color = {"error": "red", "warning": "yellow", "info": None}
-    for sev, heading in _DOCTOR_HEADINGS.items():
-        group = [f for f in findings if f.severity == sev]
-        if not group:
-            continue
-        click.secho(f"{heading} ({len(group)})", fg=color[sev], bold=True)
-        for f in group:
-            click.secho(f"  {f.code}" + (f"  [{f.entry}]" if f.entry else ""), fg=color[sev])
-            click.echo(f"    {f.message}")
-            click.echo(f"    fix: {f.fix}")
+from binfmtctl.cli.render import emit
 
 
 @click.command(context_settings=CONTEXT)
@@ -95,70 +74,8 @@ def doctor(
       binfmtctl doctor --probe --target arm64 --target riscv64
       binfmtctl doctor --kernel 4.4 --json
     """
-    from binfmtctl import doctor as doc
+    from binfmtctl.cli.render import doctor as _renderer  # noqa: F401  (registers the text)
+    from binfmtctl.doctor.run import DoctorRequest, run_doctor
 
-    if kernel is not None:
-        from binfmtctl.rules import KernelProfile
-
-        try:
-            KernelProfile.parse(kernel)
-        except ValueError as e:
-            raise UsageError(str(e), fix="--kernel 4.4, --kernel 5.10, ...") from None
-
-    from binfmtctl.rootfs import Root
-
-    Root(root).close()  # a missing --root is an error, never an empty image
-
-    def raw_check() -> list[Any]:
-        facts = doc.gather(
-            obj.mount, root=root, proc=proc, kernel=kernel, targets=targets, probe=probe
-        )
-        return [facts, doc.run_checks(facts)]
-
-    def check() -> list[Any]:
-        facts, found = raw_check()
-        config = facts.persist.config_path
-        return [
-            facts,
-            [replace(f, fix=scoped(f.fix, root=root, kernel=kernel, config=config)) for f in found],
-        ]
-
-    facts, findings = check()
-    fixes: list[Any] = []
-    if do_fix:
-        fixes = doc.apply_fixes(findings, facts, obj.mount)
-        if fixes:
-            facts, findings = check()
-    if as_json:
-        data = doc.to_json(findings)
-        if do_fix:
-            data["fixes"] = [f.to_json() for f in fixes]
-        emit_json(data)
-    else:
-        n = len(facts.entries)
-        click.echo(
-            f"binfmtctl doctor: Linux {facts.profile.label}, binfmt_misc at {facts.mount.path}: "
-            f"{facts.mount.state}{' (read-only)' if facts.mount.read_only else ''}, "
-            f"{n} entr{'y' if n == 1 else 'ies'}"
-        )
-        if do_fix:
-            if not fixes:
-                click.echo("--fix: nothing doctor can fix by itself")
-            for r in fixes:
-                click.secho(
-                    f"{'fixed' if r.ok else 'FAILED'} ({r.action}"
-                    + (f" {r.entry}" if r.entry else "")
-                    + f"): {r.message}",
-                    fg="green" if r.ok else "red",
-                )
-        _print_findings(findings)
-        counts = {s: sum(1 for f in findings if f.severity == s) for s in _DOCTOR_HEADINGS}
-        if doc.has_problems(findings):
-            click.secho(
-                f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}: see the fixes above",
-                fg="red" if counts["error"] else "yellow",
-            )
-        else:
-            click.secho("healthy: no errors, no warnings", fg="green")
-    if doc.has_problems(findings):
-        sys.exit(ExitStatus.PROBLEMS)
+    req = DoctorRequest(obj.mount, root, proc, kernel, targets, probe, do_fix)
+    emit(run_doctor(req), as_json=as_json)

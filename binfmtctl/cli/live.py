@@ -40,7 +40,7 @@ def status(obj: Ctx, names: tuple[str, ...], as_json: bool) -> None:
     a file runs it. For each entry: enabled, type, magic/mask or extension,
     interpreter, flags, owner (binfmtctl if it registered it) and a one-word
     health: ok, or the most severe of doctor's findings about the entry (disabled,
-    interpreter-missing, pinned-interpreter-gone, interpreter-not-executable,
+    interpreter-missing, interpreter-gone-pinned, interpreter-not-executable,
     magic-bare-hex, host-hijack, ...: the same checks `binfmtctl doctor` runs; --json
     lists them all, with their fixes). Reads need no root where the table is mounted.
     \b
