@@ -9,8 +9,8 @@ from binfmtctl.binfmt_misc import (
 )
 from binfmtctl.doctor.facts import Finding, HostFacts
 from binfmtctl.doctor.hints import mount_fix
-from binfmtctl.entry import render_register
-from binfmtctl.rules import validate
+from binfmtctl.entry import Entry, render_register
+from binfmtctl.rules import KernelProfile, validate
 from binfmtctl.wording import article
 
 
@@ -53,51 +53,54 @@ def check_kernel(facts: HostFacts) -> list[Finding]:
     ]
     for e, where in judged_entries:
         key = f"{e.name}\0{where}"
-        if key in seen:
-            continue
-        seen.add(key)
-        unknown = [f for f in e.flags if f not in p.known_flags]
-        if unknown:
-            out.append(
-                Finding(
-                    "kernel-flag-unsupported",
-                    "error",
-                    e.name,
-                    f"the {where} entry {e.name} uses flag {''.join(unknown)}, which Linux {p.label} does not know"
-                    + (" (F was added in 4.8)" if "F" in unknown else "")
-                    + ": writing it to register fails with 'Invalid argument' (EINVAL) there",
-                    f"on Linux {p.label} register it without {''.join(unknown)}"
-                    + (
-                        " (then the interpreter must exist inside every container and chroot: copy a static QEMU there)"
-                        if "F" in unknown
-                        else ""
-                    )
-                    + ", or upgrade the kernel to 4.8 or later; binfmtctl validate --kernel "
-                    + p.label
-                    + " shows every problem",
-                )
-            )
-            continue
-        verdict = validate(render_register(e) + b"\n", p)
-        errors = [x for x in verdict.problems if x.is_error]
-        if errors:
-            x = errors[0]
-            out.append(
-                Finding(
-                    "kernel-rejects-entry",
-                    "error",
-                    e.name,
-                    f"Linux {p.label} would refuse the {where} entry {e.name} ({x.errno}): {x.field}: {x.message}",
-                    x.fix,
-                )
-            )
+        if key not in seen:
+            seen.add(key)
+            out.extend(_kernel_refuses(e, where, p))
     return out
 
 
-def check_mount(facts: HostFacts) -> list[Finding]:
-    """Mount state (absent, untriggered automount, mounted, read-only) and the global status."""
+def _kernel_refuses(e: Entry, where: str, p: KernelProfile) -> list[Finding]:
+    """The judged kernel's verdict on one entry: a flag it does not know, or another refusal."""
+    unknown = [f for f in e.flags if f not in p.known_flags]
+    if unknown:
+        return [
+            Finding(
+                "kernel-flag-unsupported",
+                "error",
+                e.name,
+                f"the {where} entry {e.name} uses flag {''.join(unknown)}, which Linux {p.label} does not know"
+                + (" (F was added in 4.8)" if "F" in unknown else "")
+                + ": writing it to register fails with 'Invalid argument' (EINVAL) there",
+                f"on Linux {p.label} register it without {''.join(unknown)}"
+                + (
+                    " (then the interpreter must exist inside every container and chroot: copy a static QEMU there)"
+                    if "F" in unknown
+                    else ""
+                )
+                + ", or upgrade the kernel to 4.8 or later; binfmtctl validate --kernel "
+                + p.label
+                + " shows every problem",
+            )
+        ]
+    verdict = validate(render_register(e) + b"\n", p)
+    errors = [x for x in verdict.problems if x.is_error]
+    if errors:
+        x = errors[0]
+        return [
+            Finding(
+                "kernel-rejects-entry",
+                "error",
+                e.name,
+                f"Linux {p.label} would refuse the {where} entry {e.name} ({x.errno}): {x.field}: {x.message}",
+                x.fix,
+            )
+        ]
+    return []
+
+
+def _check_mount_state(facts: HostFacts) -> list[Finding]:
+    """Absent, not mounted, or an automount nobody triggered."""
     st = facts.mount
-    ctx = facts.context
     out: list[Finding] = []
     configured = len(facts.persist.sources)
     lost = (
@@ -135,6 +138,14 @@ def check_mount(facts: HostFacts) -> list[Finding]:
                 f"trigger it on the host: ls {st.path}  (or binfmtctl doctor --fix); then register",
             )
         )
+    return out
+
+
+def _check_read_only(facts: HostFacts) -> list[Finding]:
+    """A read-only mount, or a read-only /proc/sys where binfmt_misc must still be mounted."""
+    st = facts.mount
+    ctx = facts.context
+    out: list[Finding] = []
     if st.state == "mounted" and st.read_only:
         out.append(
             Finding(
@@ -157,28 +168,38 @@ def check_mount(facts: HostFacts) -> list[Finding]:
                 "register on the host (or in a --privileged container, where /proc/sys is writable)",
             )
         )
-    if st.state == "mounted":
-        if facts.status_enabled is False:
-            out.append(
-                Finding(
-                    "status-disabled",
-                    "error",
-                    None,
-                    f"binfmt_misc is disabled globally ({st.path}/status says disabled): no entry is used, every foreign binary fails with 'exec format error'",
-                    f"echo 1 > {st.path}/status  (as root; hardened hosts set 0 on purpose: check why first)",
-                )
-            )
-        elif facts.status_enabled is None:
-            out.append(
-                Finding(
-                    "status-unreadable",
-                    "warning",
-                    None,
-                    f"cannot read {st.path}/status: {facts.status_error or 'unknown error'}",
-                    f"check the mount: findmnt {st.path}; remount it (mount -t binfmt_misc binfmt_misc {st.path})",
-                )
-            )
     return out
+
+
+def _check_status(facts: HostFacts) -> list[Finding]:
+    """The global status file: disabled, or unreadable."""
+    st = facts.mount
+    if st.state != "mounted" or facts.status_enabled is True:
+        return []
+    if facts.status_enabled is False:
+        return [
+            Finding(
+                "status-disabled",
+                "error",
+                None,
+                f"binfmt_misc is disabled globally ({st.path}/status says disabled): no entry is used, every foreign binary fails with 'exec format error'",
+                f"echo 1 > {st.path}/status  (as root; hardened hosts set 0 on purpose: check why first)",
+            )
+        ]
+    return [
+        Finding(
+            "status-unreadable",
+            "warning",
+            None,
+            f"cannot read {st.path}/status: {facts.status_error or 'unknown error'}",
+            f"check the mount: findmnt {st.path}; remount it (mount -t binfmt_misc binfmt_misc {st.path})",
+        )
+    ]
+
+
+def check_mount(facts: HostFacts) -> list[Finding]:
+    """Mount state (absent, untriggered automount, mounted, read-only) and the global status."""
+    return _check_mount_state(facts) + _check_read_only(facts) + _check_status(facts)
 
 
 def check_register_file(facts: HostFacts) -> list[Finding]:

@@ -66,85 +66,89 @@ def _check_unit_error(p: PersistFacts) -> list[Finding]:
     ]
 
 
-def check_persistence(facts: HostFacts) -> list[Finding]:
-    """Live entries nothing restores at boot; configured entries not live; managers that
-    undo each other; entries a systemd-binfmt restart would flush."""
-    p = facts.persist
-    if not p.checked:
-        unchecked = Finding(
-            "persistence-unchecked",
-            "info",
+def _check_config_readable(p: PersistFacts) -> list[Finding]:
+    if not p.config_error:
+        return []
+    return [
+        Finding(
+            "config-not-live",
+            "warning",
             None,
-            f"whether live entries survive a reboot was not checked: {p.error}",
-            "make the boot-time files named above readable, then run binfmtctl doctor again",
+            f"binfmtctl's config {p.config_path} cannot be read: {p.config_error}",
+            f"fix or remove {p.config_path}; binfmtctl validate -f {p.config_path} points at the bad line",
         )
-        return [unchecked, *_check_managers(facts)]
-    out: list[Finding] = _check_unit_error(p)
-    if p.config_error:
-        out.append(
-            Finding(
-                "config-not-live",
-                "warning",
-                None,
-                f"binfmtctl's config {p.config_path} cannot be read: {p.config_error}",
-                f"fix or remove {p.config_path}; binfmtctl validate -f {p.config_path} points at the bad line",
+    ]
+
+
+def _check_not_persistent(facts: HostFacts) -> list[Finding]:
+    """Live entries that no boot-time source (that will run) registers."""
+    p = facts.persist
+    out: list[Finding] = []
+    for e in facts.entries:
+        files = _effective(p.sources.get(e.name, ()), p)
+        only_cfg = bool(files) and all(
+            _manager_of(f, p) == "binfmtctl" and not in_binfmt_d(f) for f in files
+        )
+        if not files:
+            out.append(
+                Finding(
+                    "not-persistent",
+                    "warning",
+                    e.name,
+                    f"{e.name} is live, but no binfmt.d file, update-binfmts entry or binfmtctl config registers it at boot: it is lost at the next reboot",
+                    f"binfmtctl persist save {e.name}  (adds it to binfmtctl's config, which systemd-binfmt and binfmtctl.service load at boot), or add it to /etc/binfmt.d/{e.name}.conf",
+                )
             )
-        )
+        elif only_cfg and not p.managers.binfmtctl_active:
+            out.append(
+                Finding(
+                    "not-persistent",
+                    "warning",
+                    e.name,
+                    f"{e.name} is only in binfmtctl's config ({files[0]}), which is outside binfmt.d, and binfmtctl.service is not enabled: nothing registers it at boot",
+                    "binfmtctl persist enable",
+                )
+            )
+    return out
+
+
+def _check_config_not_live(facts: HostFacts, desired: Mapping[str, Entry]) -> list[Finding]:
+    """Configured entries that are not live, or live differently from binfmtctl's config."""
+    p = facts.persist
     live = {e.name: e for e in facts.entries}
-    if facts.readable:
-        for e in facts.entries:
-            files = _effective(p.sources.get(e.name, ()), p)
-            only_cfg = bool(files) and all(
-                _manager_of(f, p) == "binfmtctl" and not in_binfmt_d(f) for f in files
+    out: list[Finding] = []
+    for name, all_files in sorted(p.sources.items()):
+        files = _effective(all_files, p)
+        if not files:
+            continue
+        le = live.get(name)
+        want = desired.get(name)
+        if le is None:
+            out.append(
+                Finding(
+                    "config-not-live",
+                    "warning",
+                    name,
+                    f"{name} is configured ({', '.join(files)}) but not registered now: binaries it should run fail with 'exec format error' until it is applied",
+                    _apply_fix_for(name, files, p),
+                )
             )
-            if not files:
-                out.append(
-                    Finding(
-                        "not-persistent",
-                        "warning",
-                        e.name,
-                        f"{e.name} is live, but no binfmt.d file, update-binfmts entry or binfmtctl config registers it at boot: it is lost at the next reboot",
-                        f"binfmtctl persist save {e.name}  (adds it to binfmtctl's config, which systemd-binfmt and binfmtctl.service load at boot), or add it to /etc/binfmt.d/{e.name}.conf",
-                    )
+        elif want is not None and not want.same_registration(le):
+            out.append(
+                Finding(
+                    "config-not-live",
+                    "warning",
+                    name,
+                    f"the live {name} differs from binfmtctl's config ({p.config_path}): the next boot registers the configured one",
+                    "binfmtctl apply  (or binfmtctl doctor --fix) to make the live entry match the config",
                 )
-            elif only_cfg and not p.managers.binfmtctl_active:
-                out.append(
-                    Finding(
-                        "not-persistent",
-                        "warning",
-                        e.name,
-                        f"{e.name} is only in binfmtctl's config ({files[0]}), which is outside binfmt.d, and binfmtctl.service is not enabled: nothing registers it at boot",
-                        "binfmtctl persist enable",
-                    )
-                )
-        desired = {c.name: c for c in p.config_entries}
-        for name, all_files in sorted(p.sources.items()):
-            files = _effective(all_files, p)
-            if not files:
-                continue
-            le = live.get(name)
-            want = desired.get(name)
-            if le is None:
-                out.append(
-                    Finding(
-                        "config-not-live",
-                        "warning",
-                        name,
-                        f"{name} is configured ({', '.join(files)}) but not registered now: binaries it should run fail with 'exec format error' until it is applied",
-                        _apply_fix_for(name, files, p),
-                    )
-                )
-            elif want is not None and not want.same_registration(le):
-                out.append(
-                    Finding(
-                        "config-not-live",
-                        "warning",
-                        name,
-                        f"the live {name} differs from binfmtctl's config ({p.config_path}): the next boot registers the configured one",
-                        "binfmtctl apply  (or binfmtctl doctor --fix) to make the live entry match the config",
-                    )
-                )
-        out.extend(_check_boot_differs(facts, desired))
+            )
+    return out
+
+
+def _check_two_managers(p: PersistFacts) -> list[Finding]:
+    """One entry configured by several boot-time managers."""
+    out: list[Finding] = []
     for name, all_files in sorted(p.sources.items()):
         files = _effective(all_files, p)
         kinds = {_manager_of(f, p) for f in files} - {"other"}
@@ -167,7 +171,29 @@ def check_persistence(facts: HostFacts) -> list[Finding]:
                 f"keep one definition: remove {name} from all but one of {', '.join(files)}",
             )
         )
-    return out + _check_managers(facts)
+    return out
+
+
+def check_persistence(facts: HostFacts) -> list[Finding]:
+    """Live entries nothing restores at boot; configured entries not live; managers that
+    undo each other; entries a systemd-binfmt restart would flush."""
+    p = facts.persist
+    if not p.checked:
+        unchecked = Finding(
+            "persistence-unchecked",
+            "info",
+            None,
+            f"whether live entries survive a reboot was not checked: {p.error}",
+            "make the boot-time files named above readable, then run binfmtctl doctor again",
+        )
+        return [unchecked, *_check_managers(facts)]
+    out = _check_unit_error(p) + _check_config_readable(p)
+    if facts.readable:
+        desired = {c.name: c for c in p.config_entries}
+        out += _check_not_persistent(facts)
+        out += _check_config_not_live(facts, desired)
+        out += _check_boot_differs(facts, desired)
+    return out + _check_two_managers(p) + _check_managers(facts)
 
 
 def _check_boot_differs(facts: HostFacts, desired: Mapping[str, Entry]) -> list[Finding]:
