@@ -77,5 +77,13 @@ def doctor(
     from binfmtctl.cli.render import doctor as _renderer  # noqa: F401  (registers the text)
     from binfmtctl.doctor.run import DoctorRequest, run_doctor
 
-    req = DoctorRequest(obj.mount, root, proc, kernel, targets, probe, do_fix)
+    req = DoctorRequest(
+        mount=obj.mount,
+        root=root,
+        proc=proc,
+        kernel=kernel,
+        targets=targets,
+        probe=probe,
+        fix=do_fix,
+    )
     emit(run_doctor(req), as_json=as_json)

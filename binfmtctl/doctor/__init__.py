@@ -3,7 +3,11 @@
 The package, one job per module: ``facts`` (the records), ``gather`` / ``gather_boot`` /
 ``image`` (the edge: reading the host, and the system at ``--root`` inside it),
 ``checks_host`` / ``checks_entries`` / ``checks_persistence`` (pure checks), ``checks``
-(their order), ``fix`` (``--fix``), ``run`` (the use case, returning a report).
+(their order), ``fix`` (``--fix``), ``run`` (the use case, returning a report). A new
+check is a pure function in the ``checks_*`` module of its concern, listed in
+``checks.CHECKS`` (or ``checks_entries.ENTRY_CHECKS`` for a per-entry one, which ``status``
+runs too), its code in ``facts.CODES`` and in the table below; a new fact is a field of a
+``facts`` record, read in ``gather`` (the host) or ``gather_boot`` (the system at --root).
 
 One edge function, :func:`gather`, reads everything once into a :class:`HostFacts`
 snapshot (kernel, mount, the live table, every interpreter, the process's context,
