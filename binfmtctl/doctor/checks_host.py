@@ -4,9 +4,7 @@ rootless emulation, probes, what runs now. Pure functions of :class:`HostFacts`.
 from __future__ import annotations
 
 from binfmtctl import table
-from binfmtctl.binfmt_misc import (
-    filesystems_has_binfmt,
-)
+from binfmtctl.binfmt_misc import filesystems_has_binfmt
 from binfmtctl.doctor.facts import Finding, HostFacts
 from binfmtctl.doctor.hints import mount_fix
 from binfmtctl.entry import Entry, render_register

@@ -20,11 +20,7 @@ from binfmtctl.binfmt_misc import (
     on_read_only_fs,
     open_exec_errno,
 )
-from binfmtctl.doctor.facts import (
-    ContextFacts,
-    HostFacts,
-    InterpreterFacts,
-)
+from binfmtctl.doctor.facts import ContextFacts, HostFacts, InterpreterFacts
 from binfmtctl.doctor.gather_boot import gather_rootless, persist_in
 from binfmtctl.doctor.image import Image
 from binfmtctl.entry import Entry

@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 
 from binfmtctl import table
-from binfmtctl.binfmt_misc import (
-    is_standard_mount,
-)
+from binfmtctl.binfmt_misc import is_standard_mount
 from binfmtctl.doctor.facts import HostFacts
 from binfmtctl.entry import Entry, render_register
 
