@@ -808,6 +808,22 @@ def test_gather_managers_from_a_temporary_root(tmp_path: Path) -> None:
     assert not doc.gather_managers(str(empty)).systemd_binfmt_active
 
 
+def test_an_unreadable_binfmtctl_unit_is_reported_not_swallowed(tmp_path: Path) -> None:
+    unit = tmp_path / "etc/systemd/system/binfmtctl.service"
+    unit.parent.mkdir(parents=True)
+    os.mkfifo(unit)  # there, but no unit: reading it must neither hang nor pass for empty
+    m = doc.gather_managers(str(tmp_path))
+    assert m.binfmtctl_unit is not None and m.binfmtctl_unit_text == ""
+    assert m.binfmtctl_unit_error is not None and "FIFO" in m.binfmtctl_unit_error
+    found = doc.check_persistence(facts(persist=doc.gather_persist(str(tmp_path))))
+    x = one(found, "persistence-unchecked")
+    assert x.severity == "info" and "binfmtctl.service cannot be read" in x.message
+    assert x.message.endswith("ignoring") and x.fix.startswith("binfmtctl persist enable")
+    unit.unlink()
+    unit.write_text("[Unit]\nAfter=systemd-binfmt.service\n")
+    assert doc.gather_managers(str(tmp_path)).binfmtctl_unit_error is None
+
+
 # -- the real CLI -------------------------------------------------------------------------------------
 def doctor(
     box: Sandbox | None,

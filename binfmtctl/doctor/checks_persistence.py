@@ -60,8 +60,8 @@ def _check_unit_error(p: PersistFacts) -> list[Finding]:
             "persistence-unchecked",
             "info",
             None,
-            f"{why}; checked the other boot-time managers without it, ignoring",
-            "make the unit and its .wants link readable, then run binfmtctl doctor again",
+            f"{why}; its ordering against systemd-binfmt was not checked, ignoring",
+            "binfmtctl persist enable  (writes the unit again as a regular file)",
         )
     ]
 

@@ -75,19 +75,21 @@ def _skipped_on_wsl(image: Image) -> bool:
 
 def _binfmtctl_unit(image: Image) -> tuple[str | None, bool, str, str | None]:
     """binfmtctl's own unit: (its path when installed, enabled, its text, why it could not
-    be told: a failure is reported, never taken for "not installed")."""
+    be read). A unit that is there but unreadable (a FIFO, a directory, too big) is
+    reported, never taken for an empty one."""
     from binfmtctl import persist
 
     root = os.fspath(image.root.path)
+    up = os.fspath(persist.unit_path(root))
+    if not image.exists(up):
+        return None, False, "", None
+    enabled = image.islink(os.fspath(persist.wants_link(root)))
+    enabled = enabled and not _unit_masked(image, persist.UNIT_NAME)
     try:
-        up = os.fspath(persist.unit_path(root))
-        if not image.exists(up):
-            return None, False, "", None
-        enabled = image.islink(os.fspath(persist.wants_link(root)))
-        enabled = enabled and not _unit_masked(image, persist.UNIT_NAME)
-        return up, enabled, image.read_text(up) or "", None
+        text = image.root.read_bytes(up, 1 << 20).decode("utf-8", "replace")
     except (OSError, ValueError, BinfmtctlError) as e:
-        return None, False, "", f"cannot tell whether {persist.UNIT_NAME} is installed: {e}"
+        return up, enabled, "", f"{persist.UNIT_NAME} cannot be read: {e}"
+    return up, enabled, text, None
 
 
 def managers_in(image: Image) -> ManagerFacts:
