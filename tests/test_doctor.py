@@ -1328,3 +1328,26 @@ def test_a_live_entry_a_boot_source_registers_differently_is_a_finding(
     write_config(root, live)
     rc, found, _ = doctor(sandbox, root=root)
     assert "boot-differs" not in {x.code for x in found}
+
+
+# -- the use case, without click ---------------------------------------------------------------------
+def test_the_doctor_use_case_does_not_load_click() -> None:
+    code = "import sys, binfmtctl.doctor, binfmtctl.doctor.run\nprint('click' in sys.modules)\n"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert p.stdout.strip() == "False", p.stdout + p.stderr
+
+
+def test_doctor_report_json_and_exit_come_from_its_fields() -> None:
+    from binfmtctl.cli.render import exit_code, jsonable
+    from binfmtctl.errors import UsageError
+
+    warn = doc.Finding("missing-f-flag", "warning", "qemu-arm", "m", "f")
+    info = doc.Finding("kernel", "info", None, "m", "f")
+    base = doc.DoctorReport("6.18", "/proc/sys/fs/binfmt_misc", "mounted", False, 1, (info,))
+    assert jsonable(base) == {"findings": [info.to_json()]} and exit_code(base) == 0
+    fixed = doc.FixResult("entry-disabled", "qemu-arm", "enable", True, "enabled qemu-arm")
+    sick = doc.DoctorReport("6.18", "/x", "mounted", False, 1, (warn,), (fixed,))
+    assert jsonable(sick) == {"findings": [warn.to_json()], "fixes": [fixed.to_json()]}
+    assert exit_code(sick) == 1
+    with pytest.raises(UsageError):
+        doc.run_doctor(doc.DoctorRequest(kernel="four"))
