@@ -1552,7 +1552,7 @@ def _binfmt_d_entries(files: Iterable[str]) -> dict[str, Entry]:
             continue
         for _, rule in iter_binfmt_d_lines(data):
             with contextlib.suppress(BinfmtctlError, ValueError):
-                e = parse_register(rule)
+                e = parse_register(rule, KernelProfile.current_default())
                 out[e.name] = e
     return out
 
