@@ -641,8 +641,8 @@ class BinfmtMisc:
                 try:
                     for a in actions:
                         self._do(a, done)
-                except BinfmtctlError:
-                    self._rollback(done, before)
+                except BinfmtctlError as e:
+                    e.warnings += tuple(self._rollback(done, before))
                     raise
         return done
 
@@ -658,7 +658,7 @@ class BinfmtMisc:
                     try:
                         self._do(a, done)
                     except BinfmtctlError as e:
-                        self._rollback(done, before)
+                        e.warnings += tuple(self._rollback(done, before))
                         results.append((a, e))
                         continue
                     results.append((a, None))
@@ -693,16 +693,40 @@ class BinfmtMisc:
             return
         done.append(a)
 
-    def _rollback(self, done: list[Action], owned_before: dict[str, str]) -> None:
-        """Undo ``done`` in reverse; entries put back are owned again only if they were."""
+    def _rollback(self, done: list[Action], owned_before: dict[str, str]) -> list[str]:
+        """Undo ``done`` in reverse; entries put back are owned again only if they were.
+
+        A step that fails is reported and the rollback goes on with the next one (as
+        systemd-binfmt's ", ignoring"): the returned lines say what was not undone."""
+        failed: list[str] = []
         for a in reversed(done):
-            with contextlib.suppress(BinfmtctlError, OSError):
-                if a.kind in ("add", "replace"):
+            if a.kind in ("add", "replace"):
+                try:
                     self._drop(a.entry)
-                if a.kind in ("replace", "remove") and a.old is not None:
-                    self.register(replace(a.old, enabled=True))
-                    if not a.old.enabled:
-                        self.set_enabled(a.old.name, False)
-                    if a.old.name in owned_before and self._records is not None:
-                        self._records.owned[a.old.name] = owned_before[a.old.name]
-                        self._save()
+                except (BinfmtctlError, OSError) as e:
+                    failed.append(
+                        f"could not remove {a.entry.name!r}, registered before the failure "
+                        f"({_why(e)}), ignoring; check it with binfmtctl status and remove it if unwanted"
+                    )
+            if a.kind in ("replace", "remove") and a.old is not None:
+                try:
+                    self._put_back(a.old, owned_before)
+                except (BinfmtctlError, OSError) as e:
+                    failed.append(
+                        f"could not put {a.old.name!r} back as it was ({_why(e)}), ignoring; "
+                        f"it is missing or changed now: register it again (binfmtctl status shows it)"
+                    )
+        return failed
+
+    def _put_back(self, old: Entry, owned_before: dict[str, str]) -> None:
+        self.register(replace(old, enabled=True))
+        if not old.enabled:
+            self.set_enabled(old.name, False)
+        if old.name in owned_before and self._records is not None:
+            self._records.owned[old.name] = owned_before[old.name]
+            self._save()
+
+
+def _why(e: BinfmtctlError | OSError) -> str:
+    """The first line of an error, for a one-line report."""
+    return (e.message.partition("\n")[0] if isinstance(e, BinfmtctlError) else str(e)).rstrip(".")
