@@ -620,11 +620,19 @@ class BinfmtMisc:
             rec.owned.pop(entry.name, None)
         self._save()
 
-    def _forget_intent(self, name: str) -> None:
+    def _forget_intent(self, name: str) -> str | None:
+        """Drop the intent recorded for ``name``; a failed save is returned as a warning
+        (the next locked run reconciles the stale intent with the live table)."""
         rec = self._records
         if rec is not None and rec.pending.pop(name, None) is not None:
-            with contextlib.suppress(BinfmtctlError):
+            try:
                 self._save()
+            except BinfmtctlError as e:
+                return (
+                    f"could not clear the recorded intent to register {name!r} ({_why(e)}), "
+                    "ignoring; the next binfmtctl run reconciles it with the live table"
+                )
+        return None
 
     def apply(self, actions: list[Action]) -> list[Action]:
         """Carry out add/replace/remove actions in order, under the lock, all or nothing.
@@ -668,8 +676,9 @@ class BinfmtMisc:
         self._intend(entry)
         try:
             self.register(entry)
-        except BinfmtctlError:
-            self._forget_intent(entry.name)
+        except BinfmtctlError as e:
+            unsaved = self._forget_intent(entry.name)
+            e.warnings += (unsaved,) if unsaved else ()
             raise
         self._confirm(entry, owned=True)
 
