@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from binfmtctl import proc
 from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.ownership import OwnershipStore, Records, reconcile
@@ -328,17 +329,10 @@ class BinfmtMisc:
         refusal = mount_refusal(self.path, _dir_contents(self.path))
         if refusal is not None:
             raise NotMounted(refusal[0], fix=refusal[1])
-        import subprocess  # only here: the boot-time apply usually finds it mounted
-
-        proc = subprocess.run(
-            ["mount", "-t", "binfmt_misc", "binfmt_misc", self.path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
+        mounted = proc.run(["mount", "-t", "binfmt_misc", "binfmt_misc", self.path])
+        if mounted.returncode != 0:
             raise NotMounted(
-                f"binfmt_misc is not mounted at {self.path} and mounting it failed: {proc.stderr.strip()}",
+                f"binfmt_misc is not mounted at {self.path} and mounting it failed: {mounted.err.strip()}",
                 fix=self._privilege_fix(),
             )
         return self.mount_state()

@@ -63,13 +63,12 @@ import contextlib
 import importlib
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from binfmtctl import boot_view, table
+from binfmtctl import boot_view, proc, table
 from binfmtctl.binfmt_misc import (
     CAP_SYS_ADMIN,
     DEFAULT_MOUNT,
@@ -1378,17 +1377,10 @@ def _detect_virt(arg: str) -> str | None:
     if exe is None:
         return None
     try:
-        p = subprocess.run(
-            [exe, arg],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
+        ran = proc.run([exe, arg], timeout=5)
+    except (OSError, proc.TimedOut):
         return None
-    return p.stdout.strip() or None
+    return ran.out.strip() or None
 
 
 def gather_context(

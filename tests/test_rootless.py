@@ -29,9 +29,9 @@ from binfmtctl import interpreters as it
 from binfmtctl import probe, rootless, table
 from binfmtctl.binfmt_misc import DEFAULT_MOUNT
 from binfmtctl.entry import parse_register
-from binfmtctl.rootless import Availability, Facts, Trial
+from binfmtctl.rootless import Availability, Facts
 from binfmtctl.rules import KernelProfile
-from binfmtctl.sandbox import Sandbox
+from binfmtctl.sandbox import Sandbox, Trial
 from tests.conftest import NOBODY, ROOT, User, host_table, require_sandbox
 
 #: parsing takes a kernel profile; these tests parse for the running one
