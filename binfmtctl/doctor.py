@@ -385,13 +385,8 @@ class HostFacts:
 
 # -- helpers for messages --------------------------------------------------------------------------
 def _qemu_target(entry: Entry) -> str | None:
-    try:
-        kind = table.classify(entry)
-    except Exception:  # classification is best effort
-        return None
-    if kind and kind.get("kind") == "qemu":
-        return str(kind["target"])
-    return None
+    found = table.qemu_target(entry)
+    return None if found is None else found.target
 
 
 def _is_emulator(entry: Entry) -> bool:

@@ -420,13 +420,8 @@ def group_notes(plans: Iterable[TargetPlan]) -> list[tuple[Note, list[str]]]:
 
 # -- uninstall ---------------------------------------------------------------------------------------
 def _qemu_target(entry: Entry) -> str | None:
-    try:
-        kind = table.classify(entry)
-    except Exception:  # classification is best effort
-        kind = None
-    if kind and kind.get("kind") == "qemu":
-        return str(kind["target"])
-    return None
+    found = table.qemu_target(entry)
+    return None if found is None else found.target
 
 
 def is_qemu_entry(entry: Entry) -> bool:
