@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from binfmtctl import proc
 from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.ownership import OwnershipStore, Records, reconcile
@@ -328,17 +329,10 @@ class BinfmtMisc:
         refusal = mount_refusal(self.path, _dir_contents(self.path))
         if refusal is not None:
             raise NotMounted(refusal[0], fix=refusal[1])
-        import subprocess  # only here: the boot-time apply usually finds it mounted
-
-        proc = subprocess.run(
-            ["mount", "-t", "binfmt_misc", "binfmt_misc", self.path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
+        mounted = proc.run(["mount", "-t", "binfmt_misc", "binfmt_misc", self.path])
+        if mounted.returncode != 0:
             raise NotMounted(
-                f"binfmt_misc is not mounted at {self.path} and mounting it failed: {proc.stderr.strip()}",
+                f"binfmt_misc is not mounted at {self.path} and mounting it failed: {mounted.err.strip()}",
                 fix=self._privilege_fix(),
             )
         return self.mount_state()
@@ -620,11 +614,19 @@ class BinfmtMisc:
             rec.owned.pop(entry.name, None)
         self._save()
 
-    def _forget_intent(self, name: str) -> None:
+    def _forget_intent(self, name: str) -> str | None:
+        """Drop the intent recorded for ``name``; a failed save is returned as a warning
+        (the next locked run reconciles the stale intent with the live table)."""
         rec = self._records
         if rec is not None and rec.pending.pop(name, None) is not None:
-            with contextlib.suppress(BinfmtctlError):
+            try:
                 self._save()
+            except BinfmtctlError as e:
+                return (
+                    f"could not clear the recorded intent to register {name!r} ({_why(e)}), "
+                    "ignoring; the next binfmtctl run reconciles it with the live table"
+                )
+        return None
 
     def apply(self, actions: list[Action]) -> list[Action]:
         """Carry out add/replace/remove actions in order, under the lock, all or nothing.
@@ -641,8 +643,8 @@ class BinfmtMisc:
                 try:
                     for a in actions:
                         self._do(a, done)
-                except BinfmtctlError:
-                    self._rollback(done, before)
+                except BinfmtctlError as e:
+                    e.warnings += tuple(self._rollback(done, before))
                     raise
         return done
 
@@ -658,7 +660,7 @@ class BinfmtMisc:
                     try:
                         self._do(a, done)
                     except BinfmtctlError as e:
-                        self._rollback(done, before)
+                        e.warnings += tuple(self._rollback(done, before))
                         results.append((a, e))
                         continue
                     results.append((a, None))
@@ -668,8 +670,9 @@ class BinfmtMisc:
         self._intend(entry)
         try:
             self.register(entry)
-        except BinfmtctlError:
-            self._forget_intent(entry.name)
+        except BinfmtctlError as e:
+            unsaved = self._forget_intent(entry.name)
+            e.warnings += (unsaved,) if unsaved else ()
             raise
         self._confirm(entry, owned=True)
 
@@ -693,16 +696,40 @@ class BinfmtMisc:
             return
         done.append(a)
 
-    def _rollback(self, done: list[Action], owned_before: dict[str, str]) -> None:
-        """Undo ``done`` in reverse; entries put back are owned again only if they were."""
+    def _rollback(self, done: list[Action], owned_before: dict[str, str]) -> list[str]:
+        """Undo ``done`` in reverse; entries put back are owned again only if they were.
+
+        A step that fails is reported and the rollback goes on with the next one (as
+        systemd-binfmt's ", ignoring"): the returned lines say what was not undone."""
+        failed: list[str] = []
         for a in reversed(done):
-            with contextlib.suppress(BinfmtctlError, OSError):
-                if a.kind in ("add", "replace"):
+            if a.kind in ("add", "replace"):
+                try:
                     self._drop(a.entry)
-                if a.kind in ("replace", "remove") and a.old is not None:
-                    self.register(replace(a.old, enabled=True))
-                    if not a.old.enabled:
-                        self.set_enabled(a.old.name, False)
-                    if a.old.name in owned_before and self._records is not None:
-                        self._records.owned[a.old.name] = owned_before[a.old.name]
-                        self._save()
+                except (BinfmtctlError, OSError) as e:
+                    failed.append(
+                        f"could not remove {a.entry.name!r}, registered before the failure "
+                        f"({_why(e)}), ignoring; check it with binfmtctl status and remove it if unwanted"
+                    )
+            if a.kind in ("replace", "remove") and a.old is not None:
+                try:
+                    self._put_back(a.old, owned_before)
+                except (BinfmtctlError, OSError) as e:
+                    failed.append(
+                        f"could not put {a.old.name!r} back as it was ({_why(e)}), ignoring; "
+                        f"it is missing or changed now: register it again (binfmtctl status shows it)"
+                    )
+        return failed
+
+    def _put_back(self, old: Entry, owned_before: dict[str, str]) -> None:
+        self.register(replace(old, enabled=True))
+        if not old.enabled:
+            self.set_enabled(old.name, False)
+        if old.name in owned_before and self._records is not None:
+            self._records.owned[old.name] = owned_before[old.name]
+            self._save()
+
+
+def _why(e: BinfmtctlError | OSError) -> str:
+    """The first line of an error, for a one-line report."""
+    return (e.message.partition("\n")[0] if isinstance(e, BinfmtctlError) else str(e)).rstrip(".")

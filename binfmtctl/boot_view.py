@@ -17,6 +17,7 @@ from pathlib import Path
 
 from binfmtctl.entry import Entry, iter_binfmt_d_lines, parse_register, parse_update_binfmts
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.rootfs import read_regular
 
 
@@ -50,12 +51,13 @@ def read_definition(path: str, name: str) -> Entry | None:
     except (OSError, BinfmtctlError):
         return None
     parts = Path(path).parts
+    running = KernelProfile.current_default()  # the kernel that will read it at boot
     with contextlib.suppress(BinfmtctlError, ValueError):
         if "binfmt.d" in parts[:-1]:
             found: Entry | None = None
             for _, rule in iter_binfmt_d_lines(data):
                 with contextlib.suppress(BinfmtctlError, ValueError):
-                    e = parse_register(rule)
+                    e = parse_register(rule, running)
                     if e.name == name:
                         found = e
             return found
@@ -63,8 +65,8 @@ def read_definition(path: str, name: str) -> Entry | None:
             from binfmtctl.persist import parse_binfmts_admin
 
             if "lib" in parts:  # /var/lib/binfmts: update-binfmts' own database
-                return parse_binfmts_admin(name, data)
-            return parse_update_binfmts(name, data)
+                return parse_binfmts_admin(name, data, running)
+            return parse_update_binfmts(name, data, running)
     return None
 
 

@@ -31,13 +31,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from binfmtctl import table
+from binfmtctl import proc, table
 from binfmtctl.errors import UsageError
 from binfmtctl.table import UnknownTargetError
 
@@ -250,13 +249,8 @@ def install_report(result: Mapping[str, Any], requested: Sequence[str]) -> tuple
 
 
 # -- the shell --------------------------------------------------------------------------------
-def _binfmtctl(mount: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "binfmtctl", "--mount", mount, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _binfmtctl(mount: str, *args: str) -> proc.Ran:
+    return proc.run([sys.executable, "-m", "binfmtctl", "--mount", mount, *args])
 
 
 def _log(line: str) -> None:
@@ -267,18 +261,18 @@ def _install(req: Request, failures: list[str]) -> None:
     targets = expand_install(req.install)
     qemu_path = os.environ.get("QEMU_BINARY_PATH")
     extra = ["--qemu-path", qemu_path] if qemu_path else []
-    proc = _binfmtctl(req.mount, "install", "--json", *extra, *targets)
+    ran = _binfmtctl(req.mount, "install", "--json", *extra, *targets)
     try:
-        result = json.loads(proc.stdout)
+        result = json.loads(ran.out)
     except ValueError:
-        err = (proc.stderr.strip().splitlines() or ["binfmtctl install failed"])[-1]
+        err = (ran.err.strip().splitlines() or ["binfmtctl install failed"])[-1]
         failures.append(f"install {req.install}: {err}")
         _log(f"installing: {req.install} error: {err}")
         return
     lines, ok = install_report(result, targets)
     for line in lines:
         _log(line)
-    if not ok or proc.returncode != 0:
+    if not ok or ran.returncode != 0:
         bad = [ln.split()[1] for ln in lines if " error: " in ln]
         failures.append(f"install of {', '.join(bad) or req.install} failed")
 

@@ -12,7 +12,9 @@ arbitrary bytes to the kernel; they are held as ``str`` decoded with
 ``os.fsdecode`` (surrogateescape), so every byte round-trips.
 
 The kernel grammar itself (with per-version differences) lives in
-:mod:`binfmtctl.rules`; :func:`parse_register` here is its strict front door.
+:mod:`binfmtctl.grammar`, below this module; :func:`parse_register` here is its
+strict front door. Parsing takes the :class:`KernelProfile` to parse for: only the
+edge (the CLI, the host readers) asks which kernel is running.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from binfmtctl.errors import BinfmtctlError, Problem
+from binfmtctl.grammar import MAX_REGISTER, Fields, scan_fields
+from binfmtctl.grammar import unescape as unescape
+from binfmtctl.grammar import unescape_legacy as unescape_legacy
+from binfmtctl.kernelprofile import KernelProfile
 
 FLAG_ORDER = "POCF"
 FLAG_MEANING = {
@@ -145,53 +151,6 @@ def escape_bytes(data: bytes) -> str:
     return "".join(chr(b) if b in _LITERAL else f"\\x{b:02x}" for b in data)
 
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-
-
-def unescape(data: bytes) -> bytes:
-    """Decode a magic/mask field as the modern kernel does (``string_unescape`` in
-    hex-only mode): stops at the first raw NUL; ``\\xH``/``\\xHH`` become a byte; a
-    backslash followed by anything else is kept *with* that byte, unexamined."""
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i]
-        if c == 0:
-            break
-        if c == 0x5C and i + 1 < n and data[i + 1] != 0:
-            nxt = data[i + 1]
-            if nxt == 0x78 and i + 2 < n and data[i + 2] in _HEX:  # \x
-                j = i + 2
-                val = 0
-                while j < n and j < i + 4 and data[j] in _HEX:
-                    val = val * 16 + int(chr(data[j]), 16)
-                    j += 1
-                out.append(val)
-                i = j
-                continue
-            out += bytes((c, nxt))
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return bytes(out)
-
-
-def unescape_legacy(data: bytes) -> bytes:
-    """Decode as pre-3.18 kernels did (private ``unquote()``): stop at a raw NUL,
-    ``\\xHH`` becomes a byte, every other byte (a lone backslash too) is copied."""
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n and data[i] != 0:
-        if data[i : i + 2] == b"\\x" and i + 3 < n and all(c in _HEX for c in data[i + 2 : i + 4]):
-            out.append(int(data[i + 2 : i + 4], 16))
-            i += 4
-            continue
-        out.append(data[i])
-        i += 1
-    return bytes(out)
-
-
 # -- rendering --------------------------------------------------------------------
 def choose_delimiter(entry: Entry) -> bytes:
     """``:`` unless a field contains it; then the first safe byte that no field uses."""
@@ -204,7 +163,6 @@ def choose_delimiter(entry: Entry) -> bytes:
     raise ValueError(f"entry {entry.name!r}: every usable delimiter occurs in its fields")
 
 
-MAX_REGISTER = 1920  # the kernel's limit on one write to register (since ~3.18)
 #: bytes that can never stand raw in magic/mask: NUL truncates, backslash starts an
 #: escape, CR/LF end a binfmt.d line
 _NEVER_RAW = frozenset(b"\0\\\n\r")
@@ -304,24 +262,36 @@ def parse_entry_file(name: str, text: bytes | str) -> Entry:
 
 
 # -- register strings and config formats --------------------------------------------
-def parse_register(data: bytes | str) -> Entry:
-    """Parse one register string exactly as the running-kernel grammar does.
+def entry_of(fields: Fields) -> Entry:
+    """The Entry for the fields the grammar accepted."""
+    return Entry(
+        name=os.fsdecode(fields.name),
+        type=fields.type,
+        interpreter=os.fsdecode(fields.interpreter),
+        flags=fields.flags,
+        offset=fields.offset,
+        magic=fields.magic,
+        mask=fields.mask,
+        extension=None if fields.extension is None else os.fsdecode(fields.extension),
+    )
+
+
+def parse_register(data: bytes | str, profile: KernelProfile) -> Entry:
+    """Parse one register string exactly as ``profile``'s kernel grammar does.
 
     Raises :class:`EntryParseError` with the kernel's problems if it would be
     refused. A trailing newline is optional (``echo`` adds one).
     """
-    from binfmtctl.rules import KernelProfile, scan  # rules builds on this module
-
     raw = os.fsencode(data) if isinstance(data, str) else data
     if not raw.endswith(b"\n"):
         raw += b"\n"
-    result = scan(raw, KernelProfile.current_default())
+    result = scan_fields(raw, profile)
     errors = [p for p in result.problems if p.is_error]
-    if result.entry is None or errors:
+    if result.fields is None or errors:
         first = errors[0] if errors else None
         msg = f"{first.field}: {first.message}" if first else "invalid register string"
         raise EntryParseError(msg, errors)
-    return result.entry
+    return entry_of(result.fields)
 
 
 _WS = b" \t\n\r"
@@ -345,8 +315,8 @@ def binfmt_d_rule(line: bytes) -> bytes | None:
     return rule
 
 
-def parse_binfmt_d(text: bytes) -> list[Entry]:
-    return [parse_register(rule) for _, rule in iter_binfmt_d_lines(text)]
+def parse_binfmt_d(text: bytes, profile: KernelProfile) -> list[Entry]:
+    return [parse_register(rule, profile) for _, rule in iter_binfmt_d_lines(text)]
 
 
 def render_binfmt_d(entries: list[Entry], header: str | None = None) -> bytes:
@@ -360,7 +330,7 @@ def render_binfmt_d(entries: list[Entry], header: str | None = None) -> bytes:
 _UB_YES = {"yes", "true", "1"}
 
 
-def parse_update_binfmts(name: str, text: bytes | str) -> Entry:
+def parse_update_binfmts(name: str, text: bytes | str, profile: KernelProfile) -> Entry:
     """Parse a Debian update-binfmts format file (``/usr/share/binfmts/NAME``).
 
     Keys (case-insensitive): package, interpreter, magic, offset, mask, extension,
@@ -406,7 +376,7 @@ def parse_update_binfmts(name: str, text: bytes | str) -> Entry:
             + interp
             + b":"
         )
-    return parse_register(line + flags.encode())
+    return parse_register(line + flags.encode(), profile)
 
 
 def render_update_binfmts(entry: Entry, package: str = "binfmtctl") -> bytes:

@@ -24,6 +24,9 @@ class BinfmtctlError(Exception):
     """A failure a person can act on: the message names the cause and the fix."""
 
     exit_code = int(ExitStatus.PROBLEMS)
+    #: what failed while cleaning up after this error, and was gone past (systemd's
+    #: ", ignoring"): shown after the error, never dropped
+    warnings: tuple[str, ...] = ()
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.summary = message  # the cause alone; reports keep it and ``fix`` apart
@@ -52,7 +55,13 @@ class CommandNotFound(BinfmtctlError):
 
 def error_line(e: BinfmtctlError) -> str:
     """What the user sees on stderr for ``e`` (as click prints its own errors)."""
-    return f"Error: {e.format_message()}"
+    return f"Error: {error_text(e)}"
+
+
+def error_text(e: BinfmtctlError) -> str:
+    """The error's message and fix, then a ``warning:`` line for each thing that failed
+    while cleaning up after it."""
+    return e.format_message() + "".join(f"\nwarning: {w}" for w in e.warnings)
 
 
 @dataclass(frozen=True)

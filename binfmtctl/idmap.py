@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from binfmtctl import proc
 
 #: programs that need subordinate ids to build or run images in a user namespace
 ENGINES = ("podman", "buildah", "skopeo")
@@ -129,12 +130,10 @@ def _read(path: str) -> str | None:
 
 def _unshare_has_map_auto() -> bool:
     try:
-        p = subprocess.run(
-            ["unshare", "--help"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        ran = proc.run(["unshare", "--help"], timeout=10)
+    except (OSError, proc.TimedOut):
         return False
-    return "--map-auto" in p.stdout
+    return "--map-auto" in ran.out
 
 
 def gather() -> Facts:

@@ -18,12 +18,11 @@ import contextlib
 import errno as errno_mod
 import fnmatch
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from binfmtctl import table
+from binfmtctl import proc, table
 from binfmtctl.entry import Entry, normalize_flags, render_register
 from binfmtctl.errors import UsageError
 from binfmtctl.interpreters import InterpreterInfo, missing_message
@@ -421,13 +420,8 @@ def group_notes(plans: Iterable[TargetPlan]) -> list[tuple[Note, list[str]]]:
 
 # -- uninstall ---------------------------------------------------------------------------------------
 def _qemu_target(entry: Entry) -> str | None:
-    try:
-        kind = table.classify(entry)
-    except Exception:  # classification is best effort
-        kind = None
-    if kind and kind.get("kind") == "qemu":
-        return str(kind["target"])
-    return None
+    found = table.qemu_target(entry)
+    return None if found is None else found.target
 
 
 def is_qemu_entry(entry: Entry) -> bool:
@@ -632,31 +626,24 @@ def run_probe(
     handler = result.handler
     hname = handler.name if handler is not None else None
     try:
-        proc = subprocess.run(
-            [str(path)],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            cwd=directory,
-        )
-    except subprocess.TimeoutExpired:
+        ran = proc.run([str(path)], timeout=timeout, cwd=directory)
+    except proc.TimedOut:
         return ProbeResult(target, False, hname, "", f"no answer within {timeout:g}s")
     except OSError as e:
         return ProbeResult(
             target, False, hname, "", _explain_exec_error(e, handler, target, status_enabled)
         )
-    output = proc.stdout.decode("utf-8", "replace")
+    output = ran.stdout.decode("utf-8", "replace")
     want = probe.marker(target)
-    if proc.returncode == 0 and proc.stdout == want:
+    if ran.returncode == 0 and ran.stdout == want:
         return ProbeResult(target, True, hname, output, None, native=handler is None)
-    stderr = proc.stderr.decode("utf-8", "replace").strip()
+    stderr = ran.stderr.decode("utf-8", "replace").strip()
     why = (
-        f"exit status {proc.returncode}"
-        if proc.returncode >= 0
-        else f"killed by signal {-proc.returncode}"
+        f"exit status {ran.returncode}"
+        if ran.returncode >= 0
+        else f"killed by signal {-ran.returncode}"
     )
-    if proc.stdout != want:
+    if ran.stdout != want:
         why += f", printed {output[:80]!r} instead of {want.decode()!r}"
     if stderr:
         why += f"; stderr: {stderr.splitlines()[0][:200]}"

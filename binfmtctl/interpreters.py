@@ -29,11 +29,10 @@ import functools
 import os
 import re
 import stat
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from binfmtctl import table
+from binfmtctl import proc, table
 from binfmtctl.table import Target
 
 DEBIAN_LIBEXEC = "/usr/libexec/qemu-binfmt"
@@ -432,13 +431,7 @@ def find_all(
 def qemu_version(path: str, timeout: float = VERSION_TIMEOUT) -> str | None:
     """Run ``<path> --version`` (one short-lived process) and parse the version."""
     try:
-        proc = subprocess.run(
-            [path, "--version"],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
+        ran = proc.run([path, "--version"], timeout=timeout)
+    except (OSError, proc.TimedOut):
         return None
-    return parse_qemu_version(proc.stdout.decode("utf-8", "replace"))
+    return parse_qemu_version(ran.out)

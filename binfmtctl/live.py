@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from binfmtctl.errors import BinfmtctlError
+
+if TYPE_CHECKING:
+    from binfmtctl.entry import Entry
 
 Scope = Callable[[str], str]
 
@@ -109,14 +112,11 @@ class ShowReport:
         return self.row.to_json()
 
 
-def qemu_kind(e: Any) -> dict[str, Any] | None:
-    """``table.classify`` of a live entry; classification is best effort, never fatal."""
-    from binfmtctl import table
+def qemu_kind(e: Entry) -> dict[str, Any] | None:
+    """``table.classify`` of a live entry (what it is: a handler, a QEMU target, or None)."""
+    from binfmtctl import table  # only status and show need the target table
 
-    try:
-        return table.classify(e)
-    except Exception:  # a broken packaged table classifies nothing
-        return None
+    return table.classify(e)
 
 
 def entry_rows(bm: Any, names: Sequence[str] = (), scope: Scope = _same) -> Rows:

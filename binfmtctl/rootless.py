@@ -31,7 +31,6 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import shutil
-import subprocess
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -42,12 +41,14 @@ from binfmtctl.errors import BinfmtctlError, CommandNotFound
 from binfmtctl.install import ALL, Skipped, TargetPlan, is_pattern, split_target_list
 from binfmtctl.interpreters import InterpreterInfo
 from binfmtctl.sandbox import (
-    DEFAULT_MOUNT,
     MIN_KERNEL,
+    TRIAL_TIMEOUT,
+    Trial,
     explain_userns_failure,
     in_initial_user_namespace,
     kernel_version,
     read_sysctls,
+    try_private_table,
 )
 from binfmtctl.wording import article
 
@@ -60,7 +61,6 @@ EXIT_NOT_FOUND = 127
 
 #: the unprivileged user ``doctor`` tries as when it runs as root
 NOBODY = 65534
-TRIAL_TIMEOUT = 30.0
 
 
 class RunRefused(BinfmtctlError):
@@ -76,18 +76,6 @@ class CannotExecute(BinfmtctlError):
 
 
 # -- availability ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Trial:
-    """The outcome of ``unshare --user --map-root-user --mount -- mount -t binfmt_misc ...``."""
-
-    returncode: int
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
 @dataclass(frozen=True)
 class Facts:
     """What decides whether rootless emulation works here (gathered by :func:`gather_facts`).
@@ -417,21 +405,6 @@ def explain_exec_failure(
 
 
 # -- the shell (I/O) -----------------------------------------------------------------------------
-def trial_argv(unshare: str) -> list[str]:
-    return [
-        unshare,
-        "--user",
-        "--map-root-user",
-        "--mount",
-        "--",
-        "mount",
-        "-t",
-        "binfmt_misc",
-        "binfmt_misc",
-        DEFAULT_MOUNT,
-    ]
-
-
 def gather_facts(*, unprivileged: bool = True, timeout: float = TRIAL_TIMEOUT) -> Facts:
     """Facts for :func:`availability`, by trying it (one short-lived ``unshare`` process).
 
@@ -459,32 +432,13 @@ def gather_facts(*, unprivileged: bool = True, timeout: float = TRIAL_TIMEOUT) -
             prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
     trial: Trial | None = None
     if unshare is not None and can_try and kernel_version(release) >= MIN_KERNEL:
-        trial = _trial([*prefix, *trial_argv(unshare)], timeout)
+        trial = try_private_table(prefix, unshare=unshare, timeout=timeout)
         if prefix and not trial.ok and trial.stderr.lstrip().startswith("setpriv:"):
             # uid 65534 is not mapped in this (nested) namespace: answer for this user
             euid = os.geteuid()
             user = "you (root of a user namespace, not of the host)" if nested else "you (root)"
-            trial = _trial(trial_argv(unshare), timeout)
+            trial = try_private_table(unshare=unshare, timeout=timeout)
     return Facts(release, euid, user, sysctls, unshare is not None, trial, nested)
-
-
-def _trial(argv: list[str], timeout: float) -> Trial:
-    try:
-        proc = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        return Trial(-1, f"unshare failed: no answer within {timeout:g}s")
-    except OSError as e:
-        return Trial(-1, f"unshare failed: {e.strerror}")
-    return Trial(proc.returncode, proc.stderr)
 
 
 def prepare_run(

@@ -24,9 +24,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from binfmtctl import proc
 from binfmtctl.errors import BinfmtctlError
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
@@ -97,6 +99,53 @@ def read_sysctls() -> dict[str, str]:
     return _read_sysctls()
 
 
+#: how long the trial may take (a hung namespace setup must not hang doctor or run)
+TRIAL_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Trial:
+    """The outcome of ``unshare --user --map-root-user --mount -- mount -t binfmt_misc ...``
+    (``returncode`` -1: it could not be started or did not answer; ``stderr`` says which)."""
+
+    returncode: int
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def trial_argv(unshare: str) -> list[str]:
+    return [
+        unshare,
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--",
+        "mount",
+        "-t",
+        "binfmt_misc",
+        "binfmt_misc",
+        DEFAULT_MOUNT,
+    ]
+
+
+def try_private_table(
+    prefix: Sequence[str] = (), *, unshare: str = "unshare", timeout: float = TRIAL_TIMEOUT
+) -> Trial:
+    """Can a private binfmt_misc be made here? The one trial (``sandbox`` and ``run``
+    and doctor ask it): a short-lived ``unshare`` that mounts one and exits. ``prefix``
+    runs it as another user (``setpriv ...``)."""
+    try:
+        ran = proc.run([*prefix, *trial_argv(unshare)], timeout=timeout, cwd="/")
+    except proc.TimedOut:
+        return Trial(-1, f"unshare failed: no answer within {timeout:g}s")
+    except OSError as e:
+        return Trial(-1, f"unshare failed: {e.strerror}")
+    return Trial(ran.returncode, ran.err)
+
+
 def unavailable_reason(release: str | None = None) -> tuple[str, str] | None:
     """None if a private binfmt_misc can be made here; else (reason, fix)."""
     ver = kernel_version(release)
@@ -105,35 +154,18 @@ def unavailable_reason(release: str | None = None) -> tuple[str, str] | None:
             f"Linux {ver[0]}.{ver[1]} has one global binfmt_misc shared by the host and every container; private instances need Linux 6.7 or later",
             "upgrade the kernel to 6.7+, or (as root, on a host you own) register on the global table: binfmtctl install",
         )
-    if shutil.which("unshare") is None:
+    unshare = shutil.which("unshare")
+    if unshare is None:
         return ("the unshare command (util-linux) is not installed", "install util-linux")
-    try:
-        proc = subprocess.run(
-            [
-                "unshare",
-                "--user",
-                "--map-root-user",
-                "--mount",
-                "--",
-                "mount",
-                "-t",
-                "binfmt_misc",
-                "binfmt_misc",
-                DEFAULT_MOUNT,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return (f"unshare failed: {e}", "check that util-linux's unshare works on this host")
-    if proc.returncode == 0:
+    trial = try_private_table(unshare=unshare)
+    if trial.returncode == -1:  # it could not be started, or did not answer
+        return (trial.stderr, "check that util-linux's unshare works on this host")
+    if trial.ok:
         return None
-    if "unshare failed" in proc.stderr or "write failed" in proc.stderr:
-        return explain_userns_failure(proc.stderr, _read_sysctls())
+    if "unshare failed" in trial.stderr or "write failed" in trial.stderr:
+        return explain_userns_failure(trial.stderr, _read_sysctls())
     return (
-        f"cannot mount binfmt_misc inside a user namespace: {proc.stderr.strip() or 'exit ' + str(proc.returncode)}",
+        f"cannot mount binfmt_misc inside a user namespace: {trial.stderr.strip() or 'exit ' + str(trial.returncode)}",
         "this kernel or its security policy does not allow a per-namespace binfmt_misc (needs Linux 6.7+ with binfmt_misc built in or loadable)",
     )
 
@@ -172,16 +204,11 @@ def mount_private(path: str = DEFAULT_MOUNT) -> None:
         raise SandboxUnavailable(
             f"cannot use {path}: {e.strerror}", fix="is /proc mounted?"
         ) from None
-    proc = subprocess.run(
-        ["mount", "-t", "binfmt_misc", "binfmt_misc", path],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
+    mounted = proc.run(["mount", "-t", "binfmt_misc", "binfmt_misc", path])
+    if mounted.returncode != 0:
         raise SandboxUnavailable(
             f"cannot mount a private binfmt_misc at {path}: "
-            + (proc.stderr.strip() or f"exit status {proc.returncode}"),
+            + (mounted.err.strip() or f"exit status {mounted.returncode}"),
             fix="needs Linux 6.7+ and a user namespace allowed to mount it (binfmtctl run --dry-run says why not)",
         )
     if os.stat(path).st_dev == before:
@@ -292,15 +319,9 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         timeout: float = 120,
-    ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            self.command(argv, cwd),
-            input=input,
-            capture_output=True,
-            env=self.env(env),
-            cwd=cwd,
-            timeout=timeout,
-            check=False,
+    ) -> proc.Ran:
+        return proc.run(
+            self.command(argv, cwd), input=input, env=self.env(env), cwd=cwd, timeout=timeout
         )
 
     def popen(

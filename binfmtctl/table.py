@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from binfmtctl import resources
 from binfmtctl.entry import Entry, unescape
@@ -525,7 +525,61 @@ def _normalized(magic: bytes, mask: bytes | None) -> tuple[bytes, bytes]:
     return bytes(a & k for a, k in zip(magic, mask, strict=False)), mask
 
 
-def classify(entry: Entry) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class HandlerKind:
+    """A live entry recognised as a known non-QEMU handler (Rosetta, box64, FEX, ...)."""
+
+    kind: str
+    handler: str
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "handler": self.handler, "description": self.description}
+
+
+QemuHow = Literal["exact", "equivalent", "upstream", "compatible", "name"]
+
+
+@dataclass(frozen=True)
+class QemuTarget:
+    """A live entry recognised as QEMU's for ``target``, and how that was told."""
+
+    target: str
+    how: QemuHow
+    description: str
+    legacy: bool = False
+    #: other targets whose binaries the entry also matches (an over-broad entry)
+    also_matches: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "qemu",
+            "target": self.target,
+            "how": self.how,
+            "description": self.description,
+        }
+        if self.legacy:
+            out["legacy"] = True
+        if self.also_matches:
+            out["also_matches"] = list(self.also_matches)
+        return out
+
+
+@dataclass(frozen=True)
+class ElfKind:
+    """A live entry that is no known handler but matches ELF binaries of several targets."""
+
+    targets: tuple[str, ...]
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "elf", "targets": list(self.targets), "description": self.description}
+
+
+Recognized = HandlerKind | QemuTarget | ElfKind
+
+
+def recognize(entry: Entry) -> Recognized | None:
     """Which known handler or QEMU target a live entry is, or None.
 
     Non-QEMU handlers are recognised first, by name/interpreter/magic (Rosetta, box64 and FEX
@@ -537,18 +591,18 @@ def classify(entry: Entry) -> dict[str, Any] | None:
     - ``compatible``: the entry matches this target's binaries (Debian's masks, for instance);
     - ``name``: only its name/interpreter says so; its magic does not match the target's binaries.
 
-    ``also_matches`` lists other targets whose binaries the entry matches (an over-broad entry).
+    An entry whose mask and magic differ in length (the kernel never stores one) is nothing.
     """
     for handler in table().handlers:
         if handler.matches(entry):
-            return {"kind": handler.kind, "handler": handler.id, "description": handler.description}
-    if entry.type != "M":
+            return HandlerKind(handler.kind, handler.id, handler.description)
+    if entry.type != "M" or (entry.mask is not None and len(entry.mask) != len(entry.magic)):
         return None
     hint = _qemu_name_hint(entry)
     all_targets = (*table().targets, *table().legacy)
     norm = _normalized(entry.magic, entry.mask) if entry.offset == 0 else None
     chosen: Target | None = None
-    how = ""
+    how: QemuHow = "exact"
     for t in all_targets:
         if norm is None:
             break
@@ -579,24 +633,28 @@ def classify(entry: Entry) -> dict[str, Any] | None:
     if chosen is None:
         if not matched:
             return None
-        names = [t.name for t in matched]
-        return {
-            "kind": "elf",
-            "targets": names,
-            "description": "matches ELF binaries of several targets: " + ", ".join(names),
-        }
-    result: dict[str, Any] = {
-        "kind": "qemu",
-        "target": chosen.name,
-        "how": how,
-        "description": f"QEMU user-mode emulation of {chosen.description}",
-    }
-    if chosen.legacy:
-        result["legacy"] = True
-    also = [t.name for t in matched if t is not chosen]
-    if also:
-        result["also_matches"] = also
-    return result
+        names = tuple(t.name for t in matched)
+        return ElfKind(names, "matches ELF binaries of several targets: " + ", ".join(names))
+    return QemuTarget(
+        chosen.name,
+        how,
+        f"QEMU user-mode emulation of {chosen.description}",
+        chosen.legacy,
+        tuple(t.name for t in matched if t is not chosen),
+    )
+
+
+def classify(entry: Entry) -> dict[str, Any] | None:
+    """:func:`recognize`'s answer as the JSON record ``status`` shows (``kind``: a handler
+    kind, ``qemu`` or ``elf``), or None."""
+    found = recognize(entry)
+    return None if found is None else found.to_json()
+
+
+def qemu_target(entry: Entry) -> QemuTarget | None:
+    """The QEMU target a live entry is for, or None (not QEMU's, or not recognisable)."""
+    found = recognize(entry)
+    return found if isinstance(found, QemuTarget) else None
 
 
 # -- gen --------------------------------------------------------------------------------------------

@@ -138,7 +138,10 @@ def test_every_command_has_a_current_man_page() -> None:
 def test_a_man_page_says_what_help_says() -> None:
     page = manpages.pages(main)["binfmtctl-uninstall.1"]
     assert page.startswith('.TH "BINFMTCTL-UNINSTALL" "1"')
-    assert "\\fB\\-\\-force\\fR\nRemove even entries processes run through now." in page
+    assert (
+        "\\fB\\-\\-force\\fR\nGo ahead despite a safety refusal: entries processes run through now."
+        in page
+    )
     assert "binfmtctl uninstall all \\-\\-dry\\-run" in page  # the examples, verbatim
     assert ".SH EXAMPLES\n.PP\n.nf\nbinfmtctl uninstall arm64\n" in page  # last, verbatim
     root = manpages.pages(main)["binfmtctl.1"]

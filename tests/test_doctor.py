@@ -36,6 +36,9 @@ from binfmtctl.sandbox import Sandbox
 from binfmtctl.trust import Node, Verdict, walk
 from tests.conftest import ROOT, User, register_raw, run_cli
 
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
+
 MNT = "/proc/sys/fs/binfmt_misc"
 K = KernelProfile((6, 18))
 QEMU_AARCH64 = "/usr/bin/qemu-aarch64-static"
@@ -369,7 +372,7 @@ def test_interpreter_dynamic_only_for_emulators() -> None:
         e.name,
     )
     assert "qemu-user-static" in x.fix and "container" in x.message and "ld-linux" in x.message
-    py = parse_register(r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:")
+    py = parse_register(r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:", HOST)
     pydyn = {py.interpreter: interp(py.interpreter, linkage="dynamic")}
     assert doc.check_interpreter_dynamic(py, facts(py, interps=pydyn)) is None
 
@@ -396,7 +399,7 @@ def test_missing_f_flag() -> None:
 
 
 def test_magic_bare_hex_classic_line() -> None:
-    e = parse_register(ARM_BARE_HEX)
+    e = parse_register(ARM_BARE_HEX, HOST)
     x = doc.check_magic_bare_hex(e, facts(e))
     assert x is not None and (x.code, x.severity, x.entry) == (
         "magic-bare-hex",

@@ -34,6 +34,9 @@ from binfmtctl.entry import (
 )
 from binfmtctl.rules import KernelProfile, validate
 
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
+
 K618 = KernelProfile.parse("6.18")
 
 ARM_MAGIC = b"\x7fELF\x01\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x28\x00"
@@ -309,9 +312,9 @@ def test_render_register_explicit_delimiter() -> None:
 
 
 def test_parse_register() -> None:
-    e = parse_register(":qemu-arm:M::\\x7fELF\\x01:\\xff\\xff\\xff\\xff\\xff:/usr/bin/q:OPF")
+    e = parse_register(":qemu-arm:M::\\x7fELF\\x01:\\xff\\xff\\xff\\xff\\xff:/usr/bin/q:OPF", HOST)
     assert (e.name, e.magic, e.mask, e.flags) == ("qemu-arm", b"\x7fELF\x01", b"\xff" * 5, "POF")
-    assert parse_register(b":t:M::BMX1::/bin/true:\n") == m_entry()
+    assert parse_register(b":t:M::BMX1::/bin/true:\n", HOST) == m_entry()
 
 
 @pytest.mark.parametrize(
@@ -324,7 +327,7 @@ def test_parse_register() -> None:
 )
 def test_parse_register_raises_with_kernel_problems(raw: bytes, field: str) -> None:
     with pytest.raises(EntryParseError) as info:
-        parse_register(raw)
+        parse_register(raw, HOST)
     assert info.value.problems
     assert info.value.problems[0].field == field
     assert all(p.errno == "EINVAL" for p in info.value.problems)
@@ -354,7 +357,7 @@ def test_binfmt_d_round_trip() -> None:
     text = render_binfmt_d(entries, header="generated\nby a test")
     assert text.startswith(b"# generated\n# by a test\n")
     assert text.endswith(b"\n")
-    assert parse_binfmt_d(text) == entries
+    assert parse_binfmt_d(text, HOST) == entries
 
 
 # -- Debian update-binfmts format --------------------------------------------------------------------
@@ -372,7 +375,7 @@ def test_binfmt_d_round_trip() -> None:
 def test_update_binfmts_round_trip(entry: Entry) -> None:
     text = render_update_binfmts(entry, package="pkg")
     assert text.startswith(b"package pkg\n")
-    assert parse_update_binfmts(entry.name, text) == entry
+    assert parse_update_binfmts(entry.name, text, HOST) == entry
 
 
 @pytest.mark.parametrize("flags", ["O", "POF"])
@@ -387,7 +390,7 @@ def test_update_binfmts_refuses_o_without_c(flags: str) -> None:
 def test_update_binfmts_keeps_o_with_c(flags: str, back: str) -> None:
     """credentials yes is C, which implies O in the kernel: O survives the round trip."""
     entry = m_entry(flags=flags)
-    assert parse_update_binfmts(entry.name, render_update_binfmts(entry)).flags == back
+    assert parse_update_binfmts(entry.name, render_update_binfmts(entry), HOST).flags == back
 
 
 def test_parse_update_binfmts_keys() -> None:
@@ -401,7 +404,7 @@ def test_parse_update_binfmts_keys() -> None:
         b"fix_binary yes\n"
         b"preserve yes\n"
     )
-    e = parse_update_binfmts("qemu-arm", text)
+    e = parse_update_binfmts("qemu-arm", text, HOST)
     assert e == m_entry(
         name="qemu-arm",
         interpreter="/usr/libexec/qemu-binfmt/arm-binfmt-P",
@@ -422,7 +425,7 @@ def test_parse_update_binfmts_keys() -> None:
 )
 def test_parse_update_binfmts_rejects(text: bytes, message: str) -> None:
     with pytest.raises(EntryParseError, match=message):
-        parse_update_binfmts("t", text)
+        parse_update_binfmts("t", text, HOST)
 
 
 # -- every real file on this machine -------------------------------------------------------------------
@@ -450,7 +453,7 @@ def test_every_binfmt_d_line_is_accepted(path: Path) -> None:
         v = validate(rule + b"\n", CURRENT)  # systemd-binfmt writes a trailing newline
         assert v.valid, (path, lineno, [p.message for p in v.problems])
         assert [p for p in v.problems if p.is_error] == []
-        assert v.entry == parse_register(rule)
+        assert v.entry == parse_register(rule, HOST)
         if path.name.startswith("qemu-"):
             # Debian's masks pin class, byte order and machine
             assert "mask.elf-coverage" not in {p.rule for p in v.problems}
@@ -458,7 +461,7 @@ def test_every_binfmt_d_line_is_accepted(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _files(BINFMTS, "*"))
 def test_every_update_binfmts_file_is_accepted(path: Path) -> None:
-    entry = parse_update_binfmts(path.name, path.read_bytes())
+    entry = parse_update_binfmts(path.name, path.read_bytes(), HOST)
     assert entry.name == path.name
     v = validate(render_register(entry) + b"\n", CURRENT)
     assert v.valid, [p.message for p in v.problems]
@@ -481,8 +484,8 @@ def _pairs() -> list[object]:
 def test_update_binfmts_and_binfmt_d_describe_the_same_format(
     ub_path: Path, conf_path: Path
 ) -> None:
-    ub = parse_update_binfmts(ub_path.name, ub_path.read_bytes())
-    (bd,) = parse_binfmt_d(conf_path.read_bytes())
+    ub = parse_update_binfmts(ub_path.name, ub_path.read_bytes(), HOST)
+    (bd,) = parse_binfmt_d(conf_path.read_bytes(), HOST)
     assert (bd.name, bd.type, bd.offset, bd.magic, bd.mask, bd.interpreter, bd.extension) == (
         ub.name,
         ub.type,
@@ -505,7 +508,7 @@ def test_debian_qemu_arm_flags_differ_only_by_o() -> None:
     if not (ub_path.is_file() and conf_path.is_file()):
         pytest.skip("Debian's qemu-user-static is not installed")
     assert conf_path.read_bytes().rstrip().endswith(b":OPF")
-    assert parse_binfmt_d(conf_path.read_bytes())[0].flags == "POF"
-    assert parse_update_binfmts("qemu-arm", ub_path.read_bytes()).flags == "PF"
-    (bd,) = parse_binfmt_d(conf_path.read_bytes())
+    assert parse_binfmt_d(conf_path.read_bytes(), HOST)[0].flags == "POF"
+    assert parse_update_binfmts("qemu-arm", ub_path.read_bytes(), HOST).flags == "PF"
+    (bd,) = parse_binfmt_d(conf_path.read_bytes(), HOST)
     assert (bd.magic, bd.mask) == (ARM_MAGIC, ARM_MASK)

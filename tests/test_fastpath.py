@@ -19,8 +19,12 @@ import pytest
 
 from binfmtctl import __version__, fastpath, persist
 from binfmtctl.entry import parse_register
+from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.sandbox import Sandbox
 from tests.conftest import ROOT, register_raw, snapshot
+
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
 
 MNT = "/proc/sys/fs/binfmt_misc"
 AARCH64 = (
@@ -214,7 +218,7 @@ def test_apply_is_the_same_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> No
     box = sandbox
     cfg = tmp_path / "binfmtctl.conf"
     env = {"BINFMTCTL_CONFIG": str(cfg)}
-    persist.write_config(cfg, [parse_register(AARCH64)])
+    persist.write_config(cfg, [parse_register(AARCH64, HOST)])
     status, out, err = both_paths(box, ["apply"], env, (WSL,))
     assert status == 0 and err == ""
     assert "register         qemu-aarch64" in out and out.endswith("left alone\n")
@@ -226,7 +230,7 @@ def test_apply_is_the_same_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> No
 def test_apply_failures_are_the_same_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> None:
     box = sandbox
     cfg = tmp_path / "binfmtctl.conf"
-    persist.write_config(cfg, [parse_register(AARCH64), parse_register(S390X_GONE)])
+    persist.write_config(cfg, [parse_register(AARCH64, HOST), parse_register(S390X_GONE, HOST)])
     with cfg.open("a") as f:
         f.write(":broken:X::abc::/bin/true:\n")  # an INVALID line
     status, out, err = both_paths(box, ["apply"], {"BINFMTCTL_CONFIG": str(cfg)}, (WSL,))
@@ -241,7 +245,7 @@ def test_apply_as_the_unit_runs_it_is_the_same_on_both_paths(
 ) -> None:
     box = sandbox
     cfg = tmp_path / "unit.conf"
-    persist.write_config(cfg, [parse_register(AARCH64)])
+    persist.write_config(cfg, [parse_register(AARCH64, HOST)])
     args = ["--mount", MNT, "apply", "--config", str(cfg)]
     assert fastpath.parse_fast(args) is not None
     status, out, _ = both_paths(box, args, {"BINFMTCTL_CONFIG": "/nonexistent"}, ())
@@ -251,7 +255,7 @@ def test_apply_as_the_unit_runs_it_is_the_same_on_both_paths(
 def test_apply_refusal_is_the_same_on_both_paths(sandbox: Sandbox, tmp_path: Path) -> None:
     box = sandbox
     cfg = tmp_path / "open.conf"
-    persist.write_config(cfg, [parse_register(AARCH64)])
+    persist.write_config(cfg, [parse_register(AARCH64, HOST)])
     cfg.chmod(0o666)
     status, out, err = both_paths(box, ["apply"], {"BINFMTCTL_CONFIG": str(cfg)}, ())
     assert status == 1 and out == ""
@@ -319,7 +323,7 @@ def test_apply_on_a_terminal_is_the_same_on_both_paths(
     sandbox: Sandbox, tmp_path: Path, no_color: str
 ) -> None:
     cfg = tmp_path / "binfmtctl.conf"
-    persist.write_config(cfg, [parse_register(AARCH64), parse_register(S390X_GONE)])
+    persist.write_config(cfg, [parse_register(AARCH64, HOST), parse_register(S390X_GONE, HOST)])
     env = {"BINFMTCTL_CONFIG": str(cfg), "NO_COLOR": no_color}
     reset(sandbox)
     fast = run_on_terminal(sandbox, "fast", ["apply"], env)
@@ -336,7 +340,7 @@ def test_fixes_name_a_non_default_mount_on_both_paths(sandbox: Sandbox, tmp_path
     mounted = sandbox.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(other)])
     assert mounted.returncode == 0, mounted.stderr  # the namespace's instance, seen twice
     cfg = tmp_path / "binfmtctl.conf"
-    persist.write_config(cfg, [parse_register(AARCH64), parse_register(S390X_GONE)])
+    persist.write_config(cfg, [parse_register(AARCH64, HOST), parse_register(S390X_GONE, HOST)])
     args = ["--mount", str(other), "apply", "--config", str(cfg)]
     status, out, _ = both_paths(sandbox, args, {}, ())
     assert status == 1

@@ -26,6 +26,9 @@ from binfmtctl.rules import KernelProfile
 from binfmtctl.sandbox import Sandbox
 from tests.conftest import ROOT, register_raw, run_cli, snapshot
 
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
+
 MNT = "/proc/sys/fs/binfmt_misc"
 K4_4 = KernelProfile((4, 4))
 K5_10 = KernelProfile((5, 10))
@@ -257,7 +260,7 @@ def test_test_selection_takes_lists_and_globs_over_the_live_targets() -> None:
 def test_uninstall_takes_comma_lists_and_globs() -> None:
     a64 = table.get_target("aarch64").entry("/usr/bin/qemu-aarch64-static", "F")
     arm = table.get_target("arm").entry("/usr/bin/qemu-arm-static", "F")
-    wsl = parse_register(b":WSLInterop:M::MZ::/init:PF")
+    wsl = parse_register(b":WSLInterop:M::MZ::/init:PF", HOST)
     live = [a64, arm, wsl]
     names_, _ = inst.uninstall_selection(["qemu-aarch64,arm"], live, set())
     assert names_ == ["qemu-aarch64", "qemu-arm"]
@@ -339,9 +342,9 @@ def _live() -> list[Entry]:
     aarch64 = table.get_target("aarch64").entry("/usr/bin/qemu-aarch64-static", "F")
     arm = table.get_target("arm").entry("/usr/bin/qemu-arm-static", "F")
     return [
-        parse_register(":WSLInterop:M::MZ::/init:P"),
-        parse_register(r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:"),
-        parse_register(":jar:E::jar::/usr/bin/jexec:"),
+        parse_register(":WSLInterop:M::MZ::/init:P", HOST),
+        parse_register(r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:", HOST),
+        parse_register(":jar:E::jar::/usr/bin/jexec:", HOST),
         aarch64,
         arm,
     ]
@@ -398,7 +401,7 @@ def test_dry_run_without_root_or_mount(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     assert "would register" in p.stdout and "4.8" in p.stdout
     line = next(x.strip() for x in p.stdout.splitlines() if x.strip().startswith(":qemu-aarch64:"))
-    assert parse_register(line).flags == "P"
+    assert parse_register(line, HOST).flags == "P"
     assert not (tmp_path / "absent").exists()
 
 
@@ -560,7 +563,7 @@ def test_dry_run_kernel_4_4(box: Sandbox) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     lines = [x.strip() for x in p.stdout.splitlines() if x.strip().startswith(":qemu-aarch64:")]
     assert len(lines) == 1
-    entry = parse_register(lines[0])
+    entry = parse_register(lines[0], HOST)
     assert entry.flags == "P" and "F" not in entry.flags
     assert entry.interpreter == "/usr/libexec/qemu-binfmt/aarch64-binfmt-P"
     assert "4.8" in p.stdout and "no F flag" in p.stdout

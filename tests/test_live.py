@@ -17,8 +17,12 @@ from pathlib import Path
 import pytest
 
 from binfmtctl.entry import iter_binfmt_d_lines, parse_register, parse_update_binfmts
+from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.sandbox import Sandbox
 from tests.conftest import ROOT, register_raw, run_cli, snapshot
+
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
 
 pytestmark = pytest.mark.sandbox
 MNT = "/proc/sys/fs/binfmt_misc"
@@ -247,7 +251,7 @@ def test_status_reads_back_every_real_binfmt_d_entry(sandbox: Sandbox, tmp_path:
     got = {e["name"]: e for e in st["entries"]}
     assert len(got) == len(lines)
     for where, rule in lines:
-        want = parse_register(rule).to_json()
+        want = parse_register(rule, HOST).to_json()
         row = got[want["name"]]
         for key, value in want.items():
             assert row[key] == value, (where, key)
@@ -258,7 +262,7 @@ def test_status_reads_back_update_binfmts_files(sandbox: Sandbox, tmp_path: Path
     files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
     if not files:
         pytest.skip("no /usr/share/binfmts files on this machine")
-    entries = [parse_update_binfmts(f.name, f.read_bytes()) for f in files]
+    entries = [parse_update_binfmts(f.name, f.read_bytes(), HOST) for f in files]
     from binfmtctl.entry import render_binfmt_d
 
     conf = tmp_path / "ub.conf"

@@ -30,6 +30,9 @@ from binfmtctl.entry import (
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.rules import KernelProfile, validate
 
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
+
 PROFILES = [KernelProfile.parse(v) for v in ("3.10", "4.4", "4.8", "4.18", "5.12", "6.18")]
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -115,16 +118,16 @@ def check_register_parsers(raw: bytes) -> None:
             v = validate(line, profile, existing_names=["qemu-aarch64"], exec_check=lambda p: None)
             assert v.valid == (v.errno is None)
             v.to_json()
-    raises_only_ours(lambda: parse_register(raw))
-    raises_only_ours(lambda: parse_binfmt_d(raw))
+    raises_only_ours(lambda: parse_register(raw, HOST))
+    raises_only_ours(lambda: parse_binfmt_d(raw, HOST))
     persist.parse_config(raw, "zz-binfmtctl.conf")
     raises_only_ours(lambda: persist.parse_import(raw, "/usr/lib/binfmt.d/x.conf"))
 
 
 def check_file_parsers(raw: bytes) -> None:
     raises_only_ours(lambda: parse_entry_file("qemu-aarch64", raw))
-    raises_only_ours(lambda: parse_update_binfmts("qemu-aarch64", raw))
-    raises_only_ours(lambda: persist.parse_binfmts_admin("qemu-aarch64", raw))
+    raises_only_ours(lambda: parse_update_binfmts("qemu-aarch64", raw, HOST))
+    raises_only_ours(lambda: persist.parse_binfmts_admin("qemu-aarch64", raw, HOST))
     raises_only_ours(lambda: persist.parse_import(raw, "/usr/share/binfmts/qemu-aarch64"))
     raises_only_ours(lambda: persist.parse_import(raw, "/var/lib/binfmts/qemu-aarch64"))
 

@@ -25,9 +25,13 @@ import pytest
 from binfmtctl import hijack, persist
 from binfmtctl.entry import Entry, parse_register, render_register
 from binfmtctl.errors import BinfmtctlError, UsageError
+from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.sandbox import Sandbox
 from binfmtctl.trust import Verdict
 from tests.conftest import ROOT, register_raw, run_cli, snapshot
+
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
 
 MNT = "/proc/sys/fs/binfmt_misc"
 SYSTEMD_BINFMT = next(
@@ -53,7 +57,7 @@ PYTHON = r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:"
 
 
 def entry(line: str) -> Entry:
-    return parse_register(line)
+    return parse_register(line, HOST)
 
 
 def systemd_binfmt(box: Sandbox, *files: str | Path) -> None:
@@ -272,7 +276,7 @@ def test_detect_format() -> None:
 
 
 def test_parse_binfmts_admin_database_file() -> None:
-    e = persist.parse_binfmts_admin("jar", ADMIN_JAR)
+    e = persist.parse_binfmts_admin("jar", ADMIN_JAR, HOST)
     assert (e.name, e.type, e.magic, e.interpreter, e.flags) == (
         "jar",
         "M",
@@ -281,11 +285,13 @@ def test_parse_binfmts_admin_database_file() -> None:
         "",
     )
     fex = b"fex\nmagic\n0\n\\x7fELF\\x02\n\\xff\\xff\\xff\\xff\\xff\n/usr/bin/FEXInterpreter\n\nyes\nyes\nyes\nexpose_interpreter optional\n"
-    e2 = persist.parse_binfmts_admin("fex", fex)
+    e2 = persist.parse_binfmts_admin("fex", fex, HOST)
     assert e2.flags == "POCF" and e2.mask == b"\xff" * 5
-    ext = persist.parse_binfmts_admin("exe", b"wine\nextension\n\nexe\n\n/usr/bin/wine\n")
+    ext = persist.parse_binfmts_admin("exe", b"wine\nextension\n\nexe\n\n/usr/bin/wine\n", HOST)
     assert (ext.type, ext.extension) == ("E", "exe")
-    detector = persist.parse_binfmts_admin("d", b"p\nmagic\n0\nMZ\n\n/usr/bin/x\n/usr/bin/detect\n")
+    detector = persist.parse_binfmts_admin(
+        "d", b"p\nmagic\n0\nMZ\n\n/usr/bin/x\n/usr/bin/detect\n", HOST
+    )
     assert detector.interpreter == persist.RUN_DETECTORS
 
 

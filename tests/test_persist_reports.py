@@ -11,7 +11,7 @@ from binfmtctl import persist
 from binfmtctl.entry import parse_register
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.persist.apply import Blocked, triage
-from tests.test_persist import AARCH64, host_cli
+from tests.test_persist import AARCH64, HOST, host_cli
 
 ARM = ":qemu-arm:M::\\x7fELF\\x01\\x01\\x01::/usr/bin/qemu-arm-static:F"
 
@@ -53,8 +53,8 @@ def test_status_of_an_unreadable_config_names_the_fix_once(tmp_path: Path) -> No
 
 
 def test_triage_sorts_actions_without_writing() -> None:
-    aarch64, arm = parse_register(AARCH64.encode()), parse_register(ARM.encode())
-    old_arm = parse_register(ARM.replace(":F", ":").encode())
+    aarch64, arm = parse_register(AARCH64.encode(), HOST), parse_register(ARM.encode(), HOST)
+    old_arm = parse_register(ARM.replace(":F", ":").encode(), HOST)
     actions = persist.plan_apply([aarch64, arm], [old_arm])
     assert [a.kind for a in actions] == ["add", "replace"]
     blocked = {"qemu-arm": Blocked("interpreter gone", "install it")}

@@ -35,7 +35,7 @@ def test_a_batch_refuses_a_name_given_twice() -> None:
 
 
 def test_in_use_refuses_unless_forced_and_says_dry_run() -> None:
-    e = parse_register(ARM)
+    e = parse_register(ARM, PROFILE)
     busy = (admission.Busy(e, ("pid",)),)
     assert admission.InUse(busy, force=True, dry_run=False).error() is None
     refusal = admission.InUse(busy, force=False, dry_run=True).error()
@@ -53,13 +53,13 @@ def test_validate_exits_1_when_any_input_is_invalid_and_its_json_is_the_verdicts
 
 
 def test_a_write_renders_its_json_from_the_plan_only() -> None:
-    actions = tuple(plan_register([parse_register(ARM)], []))
+    actions = tuple(plan_register([parse_register(ARM, PROFILE)], []))
     change = Change("register", True, actions, refusal=("no", None))
     assert jsonable(change) == {"dry_run": True, "actions": [a.to_json() for a in actions]}
 
 
 def test_a_refused_write_prints_the_plan_but_no_outcome(capsys: pytest.CaptureFixture[str]) -> None:
-    actions = tuple(plan_register([parse_register(ARM)], []))
+    actions = tuple(plan_register([parse_register(ARM, PROFILE)], []))
     render_text(Change("register", False, actions, refusal=("refused", None)))
     out = capsys.readouterr().out
     assert out.startswith("register   qemu-arm") and "done:" not in out

@@ -29,10 +29,13 @@ from binfmtctl import interpreters as it
 from binfmtctl import probe, rootless, table
 from binfmtctl.binfmt_misc import DEFAULT_MOUNT
 from binfmtctl.entry import parse_register
-from binfmtctl.rootless import Availability, Facts, Trial
+from binfmtctl.rootless import Availability, Facts
 from binfmtctl.rules import KernelProfile
-from binfmtctl.sandbox import Sandbox
+from binfmtctl.sandbox import Sandbox, Trial
 from tests.conftest import NOBODY, ROOT, User, host_table, require_sandbox
+
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
 
 K6_18 = KernelProfile((6, 18))
 LOADER = "/lib64/ld-linux-x86-64.so.2"
@@ -291,7 +294,7 @@ def test_plan_json() -> None:
     j = rp.to_json()
     assert j["ok"] is True and j["refusals"] == []
     [reg] = j["register"]
-    assert parse_register(reg.encode()) == rp.entries[0]
+    assert parse_register(reg.encode(), HOST) == rp.entries[0]
     assert j["targets"][0]["registered"] is True
 
 
@@ -301,7 +304,7 @@ def test_inner_argv_carries_the_exact_entries() -> None:
     assert argv[:5] == ["py", "-m", "binfmtctl", "_sandbox-init", "--rootless"]
     assert argv[-4:] == ["--", "sh", "-c", "--x"]
     hexes = [argv[i + 1] for i, a in enumerate(argv) if a == "--entry-hex"]
-    assert [parse_register(bytes.fromhex(h)) for h in hexes] == list(rp.entries)
+    assert [parse_register(bytes.fromhex(h), HOST) for h in hexes] == list(rp.entries)
 
 
 # == COMMAND could not be executed (pure) =========================================================
@@ -683,7 +686,7 @@ def test_dry_run_json(user: User) -> None:
     j = json.loads(p.stdout)
     assert j["availability"]["available"] is True
     assert j["ok"] is True and j["refusals"] == []
-    assert [parse_register(r.encode()).name for r in j["register"]] == [
+    assert [parse_register(r.encode(), HOST).name for r in j["register"]] == [
         "qemu-aarch64",
         "qemu-riscv64",
     ]

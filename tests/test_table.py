@@ -671,3 +671,19 @@ def test_the_shipped_table_loads_without_pyyaml() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_qemu_target_is_typed_and_total() -> None:
+    """``qemu_target`` answers with a QemuTarget or None, for any entry: callers need no
+    ``except Exception`` around it."""
+    aarch64 = table.get_target("aarch64")
+    got = table.qemu_target(aarch64.entry("/usr/bin/qemu-aarch64-static", "F"))
+    assert got == table.QemuTarget(
+        "aarch64", "exact", "QEMU user-mode emulation of AArch64", False, ()
+    )
+    x86_64 = table.get_target("x86_64")
+    assert table.qemu_target(x86_64.entry("/usr/local/bin/box64", name="x86_64")) is None
+    assert table.qemu_target(split_register(":jar:M::PK\\x03\\x04::/usr/bin/jexec:")) is None
+    # a mask longer than the magic (the kernel refuses it; a hand-made Entry may hold it)
+    odd = Entry("qemu-aarch64", "M", "/x", magic=aarch64.magic, mask=aarch64.mask + b"\xff")
+    assert table.classify(odd) is None and table.qemu_target(odd) is None

@@ -26,7 +26,7 @@ import click
 
 from binfmtctl import __version__
 from binfmtctl.cli.common import CONTEXT, Ctx, examples_last
-from binfmtctl.errors import BinfmtctlError, ExitStatus
+from binfmtctl.errors import BinfmtctlError, ExitStatus, error_text
 
 #: command name -> "module:function", in the order --help lists them
 COMMANDS = {
@@ -91,7 +91,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BinfmtctlError as e:
-            raise click_error(e.exit_code)(e.format_message()) from e
+            raise click_error(e.exit_code)(error_text(e)) from e
 
 
 @functools.cache

@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -150,12 +150,25 @@ file_option = click.option(
     metavar="FILE|-",
     help="Read register strings from FILE (binfmt.d syntax; - for stdin).",
 )
+#: the safety refusals ``--force`` overrides, named once; each command lists its own
+_FC = TypeVar("_FC", bound="Callable[..., Any] | click.Command")
+
+FORCE_NATIVE = "entries that match what the host runs natively"
+FORCE_WRITABLE = "C/O with an interpreter path a non-root user controls"
+FORCE_IN_USE = "entries processes run through now"
+
+
+def force_option(*overrides: str) -> Callable[[_FC], _FC]:
+    """``--force``, declared once: one help text naming what this command's refusals are."""
+    return click.option(
+        "--force",
+        is_flag=True,
+        help=f"Go ahead despite a safety refusal: {', '.join(overrides)}.",
+    )
+
+
 #: ``--force`` for commands that add entries to binfmtctl's config
-accept_force_option = click.option(
-    "--force",
-    is_flag=True,
-    help="Accept entries that match what the host runs natively, or C/O with an interpreter path a non-root user controls.",
-)
+accept_force_option = force_option(FORCE_NATIVE, FORCE_WRITABLE)
 
 
 def refuse_in_use(entries: Sequence[Any], force: bool, dry_run: bool = False) -> None:

@@ -9,8 +9,10 @@ import click
 
 from binfmtctl.cli.common import (
     CONTEXT,
+    FORCE_IN_USE,
     Ctx,
     _safety,
+    force_option,
     pass_ctx,
     refuse_in_use,
     scope_note,
@@ -56,10 +58,8 @@ from binfmtctl.cli.completion import complete_targets, complete_uninstall
     is_flag=True,
     help="Print the exact register strings and change nothing (no root, no mount needed).",
 )
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Allow targets of the host's own family, and C with an interpreter path a non-root user controls.",
+@force_option(
+    "targets of the host's own family", "C with an interpreter path a non-root user controls"
 )
 @click.option("--no-test", is_flag=True, help="Do not run the probes after registering.")
 @click.option(
@@ -174,7 +174,7 @@ def install(
     metavar="FILE",
     help="binfmtctl's config, from which the removed entries are dropped too [env BINFMTCTL_CONFIG].",
 )
-@click.option("--force", is_flag=True, help="Remove even entries processes run through now.")
+@force_option(FORCE_IN_USE)
 @pass_ctx
 def uninstall(
     obj: Ctx,

@@ -8,10 +8,14 @@ import click
 
 from binfmtctl.cli.common import (
     CONTEXT,
+    FORCE_IN_USE,
+    FORCE_NATIVE,
+    FORCE_WRITABLE,
     Ctx,
     fail,
     file_option,
     finish,
+    force_option,
     pass_ctx,
     read_sourced,
     scoped,
@@ -82,11 +86,7 @@ def show(obj: Ctx, name: str, as_json: bool) -> None:
     help="Replace a same-named entry that differs (remove, register, verify; restore on failure).",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be written and change nothing.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Register even entries that match what the host runs natively, or C/O with an interpreter path a non-root user controls; --replace even entries processes run through now.",
-)
+@force_option(FORCE_NATIVE, FORCE_WRITABLE, f"{FORCE_IN_USE} (with --replace)")
 @click.option("--json", "as_json", is_flag=True, help="Print the actions as JSON.")
 @pass_ctx
 def register(
@@ -136,9 +136,7 @@ def enable(obj: Ctx, names: tuple[str, ...]) -> None:
     finish(changes.set_enabled(obj.bm(), names, True))
 
 
-_in_use_force = click.option(
-    "--force", is_flag=True, help="Go ahead even when processes run through the entry now."
-)
+_in_use_force = force_option(FORCE_IN_USE)
 
 
 @click.command(context_settings=CONTEXT)

@@ -12,6 +12,8 @@ import click
 import binfmtctl.cli.render.persist  # noqa: F401  (registers the text renderers)
 from binfmtctl.cli.common import (
     CONTEXT,
+    FORCE_NATIVE,
+    FORCE_WRITABLE,
     Ctx,
     _config_option,
     _open_for_read,
@@ -19,6 +21,7 @@ from binfmtctl.cli.common import (
     accept_force_option,
     fail,
     file_option,
+    force_option,
     pass_ctx,
     read_inputs,
     scoped,
@@ -57,11 +60,7 @@ def _pick_live(
 
 @click.command(context_settings=CONTEXT)
 @click.option("--plan", "plan_only", is_flag=True, help="Print the actions and change nothing.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Apply even entries that match what the host runs natively, or C/O with an interpreter path a non-root user controls (and a config non-root can change).",
-)
+@force_option(FORCE_NATIVE, FORCE_WRITABLE, "a config non-root can change")
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx

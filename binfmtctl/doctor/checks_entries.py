@@ -11,6 +11,7 @@ from binfmtctl.doctor.facts import Finding, HostFacts
 from binfmtctl.doctor.hints import is_emulator, qemu_target, register_cmd, reinstall_fix
 from binfmtctl.entry import Entry, render_register
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.grammar import is_bare_hex
 from binfmtctl.hijack import hijack_problem
 from binfmtctl.interpreters import expects_preserve_argv0, host_arches
 from binfmtctl.rules import validate
@@ -135,27 +136,18 @@ def check_missing_f(e: Entry, facts: HostFacts) -> Finding | None:
     )
 
 
-def _bare_hex(data: bytes | None) -> bool:
-    return (
-        data is not None
-        and len(data) >= 4
-        and len(data) % 2 == 0
-        and all(c in b"0123456789abcdefABCDEF" for c in data)
-    )
-
-
 def check_magic_bare_hex(e: Entry, facts: HostFacts) -> Finding | None:
-    if e.type != "M" or not _bare_hex(e.magic):
+    if e.type != "M" or not is_bare_hex(e.magic):
         return None
     meant_magic = bytes.fromhex(e.magic.decode())
     meant_mask = (
-        bytes.fromhex(e.mask.decode()) if e.mask is not None and _bare_hex(e.mask) else e.mask
+        bytes.fromhex(e.mask.decode()) if e.mask is not None and is_bare_hex(e.mask) else e.mask
     )
     if meant_mask is not None and len(meant_mask) != len(meant_magic):
         meant_mask = None
     meant = replace(e, magic=meant_magic, mask=meant_mask, enabled=True)
     t = qemu_target(e)
-    also = " (and the mask too)" if e.mask is not None and _bare_hex(e.mask) else ""
+    also = " (and the mask too)" if e.mask is not None and is_bare_hex(e.mask) else ""
     fix = (
         f"binfmtctl remove {e.name} && binfmtctl install {t}  (QEMU's full magic and mask)"
         if t is not None

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from binfmtctl import table
+from binfmtctl import proc, table
 from binfmtctl.binfmt_misc import (
     DEFAULT_MOUNT,
     BinfmtMisc,
@@ -52,17 +51,10 @@ def _detect_virt(arg: str) -> str | None:
     if exe is None:
         return None
     try:
-        p = subprocess.run(
-            [exe, arg],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
+        ran = proc.run([exe, arg], timeout=5)
+    except (OSError, proc.TimedOut):
         return None
-    return p.stdout.strip() or None
+    return ran.out.strip() or None
 
 
 def gather_context(

@@ -18,6 +18,7 @@ from binfmtctl.doctor.image import Image
 from binfmtctl.entry import Entry, iter_binfmt_d_lines, parse_register
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.rootfs import Root
+from binfmtctl.rules import KernelProfile
 from binfmtctl.systemd_paths import (
     ADMIN_UNIT_DIRS,
     BINFMT_D_DIRS,
@@ -126,7 +127,7 @@ def _binfmt_d_entries(image: Image, files: Iterable[str]) -> dict[str, Entry]:
         data = image.read_bytes(path)
         for _, rule in iter_binfmt_d_lines(data or b""):
             with contextlib.suppress(BinfmtctlError, ValueError):
-                e = parse_register(rule)
+                e = parse_register(rule, KernelProfile.current_default())
                 out[e.name] = e
     return out
 

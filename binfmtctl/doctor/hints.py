@@ -13,13 +13,8 @@ from binfmtctl.entry import Entry, render_register
 
 # -- helpers for messages --------------------------------------------------------------------------
 def qemu_target(entry: Entry) -> str | None:
-    try:
-        kind = table.classify(entry)
-    except Exception:  # classification is best effort
-        return None
-    if kind and kind.get("kind") == "qemu":
-        return str(kind["target"])
-    return None
+    found = table.qemu_target(entry)
+    return None if found is None else found.target
 
 
 def is_emulator(entry: Entry) -> bool:

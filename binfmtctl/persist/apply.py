@@ -342,7 +342,7 @@ def _write(bm: BinfmtMisc, todo: Sequence[tuple[Action, tuple[str, ...]]]) -> li
                     a.old,
                     False,
                     False,
-                    err.summary,
+                    "; ".join((err.summary, *err.warnings)),  # and what was not undone
                     err.fix or "",
                     warn,
                 )

@@ -23,6 +23,7 @@ from binfmtctl.persist.config import parse_config
 from binfmtctl.persist.formats import parse_binfmts_admin
 from binfmtctl.persist.paths import IGNORED_SUFFIXES, config_path, in_root, resolve_in_root
 from binfmtctl.rootfs import read_regular
+from binfmtctl.rules import KernelProfile
 from binfmtctl.systemd_paths import BINFMT_D_DIRS, BINFMTS_ADMIN_DIR, BINFMTS_IMPORT_DIR
 
 
@@ -92,7 +93,7 @@ def boot_sources(root: str = "/", config: Path | None = None) -> list[Source]:
         seen_cfg = seen_cfg or kind == "binfmtctl"
         for lineno, rule in iter_binfmt_d_lines(data):
             try:
-                e = parse_register(rule)
+                e = parse_register(rule, KernelProfile.current_default())
             except (EntryParseError, ValueError):
                 continue  # systemd-binfmt refuses it: it registers nothing
             out.append(Source(e.name, str(disk), lineno, kind))
@@ -111,7 +112,11 @@ def boot_sources(root: str = "/", config: Path | None = None) -> list[Source]:
             if n.startswith(".") or n.endswith(IGNORED_SUFFIXES):
                 continue
             try:
-                parse(n, read_regular(resolve_in_root(root, f"{d}/{n}")))
+                parse(
+                    n,
+                    read_regular(resolve_in_root(root, f"{d}/{n}")),
+                    KernelProfile.current_default(),
+                )
             except (OSError, BinfmtctlError, ValueError):
                 continue
             out.append(Source(n, str(in_root(root, f"{d}/{n}")), 0, kind))

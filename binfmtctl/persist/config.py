@@ -21,6 +21,7 @@ from pathlib import Path
 from binfmtctl.entry import (
     Entry,
     EntryParseError,
+    binfmt_d_rule,
     iter_binfmt_d_lines,
     parse_register,
     render_register,
@@ -171,18 +172,18 @@ def _config_lines(text: bytes) -> list[bytes]:
 
 
 def _line_entry(line: bytes) -> Entry | None:
-    rule = line.strip(b" \t\r\n")
+    rule = binfmt_d_rule(line)
+    if rule is None:
+        return None
     try:
-        return parse_register(rule)
+        return parse_register(rule, KernelProfile.current_default())
     except (EntryParseError, ValueError):
         return None
 
 
 def _line_name(line: bytes) -> str | None:
-    rule = line.strip(b" \t\r\n")
-    if not rule or rule[:1] in (b"#", b";"):
-        return None
-    return rule_name(rule)
+    rule = binfmt_d_rule(line)
+    return None if rule is None else rule_name(rule)
 
 
 def config_with(

@@ -74,7 +74,7 @@ class Imported:
     source: str  # file or file:line
 
 
-def parse_binfmts_admin(name: str, text: bytes) -> Entry:
+def parse_binfmts_admin(name: str, text: bytes, profile: KernelProfile) -> Entry:
     """An update-binfmts admin database file (``/var/lib/binfmts/NAME``): ten positional
     lines: package, type (magic/extension), offset, magic, mask, interpreter, detector,
     credentials, preserve, fix_binary (the last four may be missing). Pure."""
@@ -97,7 +97,7 @@ def parse_binfmts_admin(name: str, text: bytes) -> Entry:
     else:
         off = b"" if offset in (b"", b"0") else offset
         line = b":" + n + b":M:" + off + b":" + magic + b":" + mask + b":" + interp + b":" + flags
-    return parse_register(line)
+    return parse_register(line, profile)
 
 
 def detect_format(data: bytes, filename: str = "") -> str:
@@ -177,9 +177,9 @@ def parse_import(
         return out, problems, warnings
     try:
         if fmt == "binfmts-admin":
-            entry = parse_binfmts_admin(name, data)
+            entry = parse_binfmts_admin(name, data, prof)
         else:
-            entry = parse_update_binfmts(name, data)
+            entry = parse_update_binfmts(name, data, prof)
             if any(line.strip().lower().startswith(b"detector ") for line in data.split(b"\n")):
                 warnings.append(
                     f"{source}: has a userspace detector, which the kernel cannot run; imported with its interpreter"

@@ -109,8 +109,7 @@ def _status(
     live: LiveCompare | None = None
     if root_dir(root) == Path("/"):
         if systemd_booted(root):
-            proc = systemctl("is-active", UNIT_NAME)
-            systemctl_state = {"is_active": proc.stdout.strip()}
+            systemctl_state = {"is_active": systemctl("is-active", UNIT_NAME).out.strip()}
         else:
             notes.append("systemd is not the running init here: unit state not queried")
         live = _live_part(bm or BinfmtMisc(), entries, problems, notes)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from binfmtctl import proc
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.persist.config import header_bytes, os_error
 from binfmtctl.persist.paths import (
@@ -32,10 +33,9 @@ from binfmtctl.persist.paths import (
 from binfmtctl.rootfs import Root
 from binfmtctl.systemd_paths import UNIT_DIR
 
-#: typing and subprocess are not imported at run time: the boot-time apply does not need them
+#: typing is not imported at run time: the boot-time apply does not need it
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import subprocess
     from typing import Any
 
 
@@ -172,27 +172,23 @@ def systemd_booted(root: str = "/") -> bool:
     return in_root(root, "/run/systemd/system").is_dir()
 
 
-def systemctl(*args: str) -> subprocess.CompletedProcess[str]:
+def systemctl(*args: str) -> proc.Ran:
     """The one place binfmtctl runs ``systemctl`` (tests fake exactly these command lines)."""
-    import subprocess
-
     try:
-        return subprocess.run(
-            ["systemctl", *args], capture_output=True, text=True, check=False, timeout=120
-        )
+        return proc.run(["systemctl", *args], timeout=120)
     except FileNotFoundError:
         raise BinfmtctlError(
             "systemctl is not installed", fix="install systemd, or use --root DIR for an image"
         ) from None
-    except (OSError, subprocess.TimeoutExpired) as e:
+    except (OSError, proc.TimedOut) as e:
         raise BinfmtctlError(f"systemctl {' '.join(args)} failed: {e}") from None
 
 
 def _systemctl_checked(*args: str) -> str:
-    proc = systemctl(*args)
-    if proc.returncode != 0:
+    ran = systemctl(*args)
+    if ran.returncode != 0:
         raise BinfmtctlError(
-            f"systemctl {' '.join(args)} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}",
+            f"systemctl {' '.join(args)} failed (exit {ran.returncode}): {(ran.err or ran.out).strip()}",
             fix="see journalctl -u binfmtctl.service; the unit and config are installed",
         )
     return f"ran systemctl {' '.join(args)}"

@@ -15,8 +15,12 @@ import pytest
 
 from binfmtctl import persist, probe, table
 from binfmtctl.entry import Entry, parse_register, render_register_str
+from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.sandbox import Sandbox
 from tests.conftest import NOBODY, User, run_cli, snapshot
+
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
 
 QEMU = "/usr/bin/qemu-aarch64-static"
 AARCH64 = table.get_target("aarch64")
@@ -143,7 +147,7 @@ def test_c_o_refused_in_install_import_and_apply(
     imp = run_cli(sandbox, "import", str(src), env=env)
     clean(imp)
     assert imp.returncode == 1 and f"owned by uid {NOBODY}" in imp.stderr and not cfg.exists()
-    persist.write_config(cfg, [parse_register(t2(nobody_dir / "qemu-aarch64-static"))])
+    persist.write_config(cfg, [parse_register(t2(nobody_dir / "qemu-aarch64-static"), HOST)])
     app = run_cli(sandbox, "apply", env=env)
     clean(app)
     assert app.returncode == 1 and f"owned by uid {NOBODY}" in app.stdout + app.stderr
@@ -224,7 +228,7 @@ HIJACKS: dict[str, str] = {
 def test_hijack_refused_in_register_and_apply_forced_and_then_found(
     line: str, sandbox: Sandbox, tmp_path: Path, root: Path
 ) -> None:
-    e: Entry = parse_register(line.encode())
+    e: Entry = parse_register(line.encode(), HOST)
     reg = run_cli(sandbox, "register", line)
     clean(reg)
     assert reg.returncode == 1 and "runs natively" in reg.stderr and "--force" in reg.stderr
@@ -250,7 +254,7 @@ def test_hijack_refused_in_register_and_apply_forced_and_then_found(
 
 def test_forced_apply_registers_the_hijack(sandbox: Sandbox, tmp_path: Path) -> None:
     cfg = tmp_path / "binfmtctl.conf"
-    persist.write_config(cfg, [parse_register(HIJACKS["shebang"].encode())])
+    persist.write_config(cfg, [parse_register(HIJACKS["shebang"].encode(), HOST)])
     p = run_cli(sandbox, "apply", "--force", env={"BINFMTCTL_CONFIG": str(cfg)})
     clean(p)
     assert p.returncode == 0 and [n for n, _ in snapshot(sandbox)] == ["h3"]

@@ -12,8 +12,12 @@ import pytest
 from binfmtctl import hijack, table
 from binfmtctl.elf import read_elf
 from binfmtctl.entry import Entry, parse_register
+from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.match import COMPAT_NATIVE, native
 from tests.elfgen import target_header
+
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
 
 X86_64_HOST = hijack.host_identity(
     target_header(table.get_target("x86_64")).ljust(64, b"\0"), "x86_64"
@@ -36,7 +40,7 @@ HIJACKS = {
 
 
 def entry(spec: str | Entry) -> Entry:
-    return spec if isinstance(spec, Entry) else parse_register(spec.encode())
+    return spec if isinstance(spec, Entry) else parse_register(spec.encode(), HOST)
 
 
 @pytest.mark.parametrize("spec", HIJACKS.values(), ids=HIJACKS.keys())

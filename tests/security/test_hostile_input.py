@@ -22,8 +22,12 @@ from binfmtctl import persist
 from binfmtctl.entry import iter_binfmt_d_lines, parse_register
 from binfmtctl.errors import UsageError
 from binfmtctl.inputs import REGISTER_LIMIT, LongLine, binfmt_d_lines, json_depth_ok, load_json
+from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.ownership import Records, parse_records, render_records
 from tests.conftest import ROOT
+
+#: parsing takes a kernel profile; these tests parse for the running one
+HOST = KernelProfile.current_default()
 
 LINE_PARTS = st.sampled_from(
     [
@@ -194,7 +198,7 @@ def test_config_merge_is_linear() -> None:
     """10x the entries costs at most ~30x the time (the quadratic merge cost ~100x)."""
 
     def entries(n: int) -> list[object]:
-        return [parse_register(f":e{i}:E::x{i}::/bin/true:".encode()) for i in range(n)]
+        return [parse_register(f":e{i}:E::x{i}::/bin/true:".encode(), HOST) for i in range(n)]
 
     small, big = entries(800), entries(8000)
     small_text, _ = persist.config_with(b"", small)  # type: ignore[arg-type]
@@ -212,7 +216,7 @@ def test_config_merge_is_linear() -> None:
 @given(st.lists(st.sampled_from(["a", "b", "c"]), max_size=8))
 def test_config_merge_matches_one_at_a_time(names: list[str]) -> None:
     """The linear merge gives the text adding each entry in turn gives."""
-    es = [parse_register(f":{n}:E::{n}{i}::/bin/true:".encode()) for i, n in enumerate(names)]
+    es = [parse_register(f":{n}:E::{n}{i}::/bin/true:".encode(), HOST) for i, n in enumerate(names)]
     whole, _ = persist.config_with(b"# h\n:a:E::zz::/bin/true:\n:a:E::yy::/bin/true:\n", es)
     step = b"# h\n:a:E::zz::/bin/true:\n:a:E::yy::/bin/true:\n"
     for e in es:
