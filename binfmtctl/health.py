@@ -45,7 +45,7 @@ def entry_findings(
         uname_m=os.uname().machine,
         entries=tuple(entries),
         interpreters={e.interpreter: gather_interpreter(e.interpreter) for e in entries},
-        native=native_samples(),
+        native=native_samples(entries),
     )
     out: dict[str, list[Finding]] = {e.name: [] for e in entries}
     for f in check_entries(facts):

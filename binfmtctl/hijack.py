@@ -341,7 +341,9 @@ def _spread(items: list[_T], limit: int) -> list[_T]:
     return [items[int(i * step)] for i in range(limit)]
 
 
-def scan_path(path_var: str | None = None) -> tuple[list[tuple[str, bytes]], list[str]]:
+def scan_path(
+    path_var: str | None = None, *, read_heads: bool = True
+) -> tuple[list[tuple[str, bytes]], list[str]]:
     """(first bytes of a bounded sample of the executables on PATH, every name on PATH).
 
     A file is read once however many names it has, by its real path: the directory's real
@@ -366,7 +368,7 @@ def scan_path(path_var: str | None = None) -> tuple[list[tuple[str, bytes]], lis
             chosen.append((os.path.join(d, n), None if link else os.path.join(real, n)))
     headers: list[tuple[str, bytes]] = []
     seen: set[str] = set()
-    for p, known in _spread(chosen, SAMPLE_LIMIT):
+    for p, known in _spread(chosen, SAMPLE_LIMIT) if read_heads else ():
         if known is None:  # a symlink: its target's path, from the descriptor that reads it
             head, target = _read_link_target(p)
             if target is None or target in seen:
@@ -425,14 +427,50 @@ def kernel_has_x32() -> bool:
     return False
 
 
-def gather() -> NativeSamples:
+def _fixed_bytes(kind: tuple[int, str, int]) -> dict[int, int]:
+    """The bytes every ELF file of ``kind`` (class, byte order, machine) has, by offset."""
+    class_, endian, machine = kind
+    order: Literal["little", "big"] = "big" if endian == "big" else "little"
+    fixed = dict(enumerate(b"\x7fELF"))
+    fixed[4], fixed[5] = (2 if class_ == 64 else 1), (2 if endian == "big" else 1)
+    fixed.update(zip((18, 19), machine.to_bytes(2, order), strict=True))
+    return fixed
+
+
+def _excluded_by(entry: Entry, fixed: dict[int, int]) -> bool:
+    """Some byte the entry tests is fixed in every such file, and differs under the mask."""
+    for i, want in enumerate(entry.magic):
+        have = fixed.get(entry.offset + i)
+        mask = 0xFF if entry.mask is None else entry.mask[i]
+        if have is not None and have & mask != want:
+            return True
+    return False
+
+
+def may_match_path_files(entry: Entry, kinds: set[tuple[int, str, int]]) -> bool:
+    """Could ``entry`` match any file :func:`samples` keeps from PATH (a ``#!`` script or an
+    ELF of one of ``kinds``)? False only where a byte the entry tests is fixed in every such
+    file and differs: then reading PATH's files cannot change its verdict. Pure."""
+    if entry.type != "M" or (entry.mask is not None and len(entry.mask) != len(entry.magic)):
+        return entry.type == "M"
+    if not _excluded_by(entry, {0: ord("#"), 1: ord("!")}):
+        return True
+    return not all(_excluded_by(entry, _fixed_bytes(k)) for k in kinds)
+
+
+def gather(candidates: Sequence[Entry] | None = None) -> NativeSamples:
     """What this host runs natively. Edge: reads /proc/self/exe and PATH (and the default
-    PATH, since root's exec may use it)."""
+    PATH, since root's exec may use it). With ``candidates`` (the entries to be judged), the
+    files on PATH are read only if one of them could match such a file
+    (:func:`may_match_path_files`): QEMU's entries name a foreign e_machine, so a boot-time
+    ``apply`` of them opens no program on PATH, with the same verdicts."""
     host = host_identity(_read_head("/proc/self/exe") or b"", os.uname().machine)
     # x32 only adds a personality to an x86_64 host (identities()): no config read elsewhere
     x32 = host is not None and (host.class_, host.machine) == (64, EM_X86_64) and kernel_has_x32()
     path_var = ":".join(
         dict.fromkeys((os.environ.get("PATH") or "").split(":") + DEFAULT_PATH.split(":"))
     )
-    headers, names = scan_path(path_var)
+    kinds = {(i.class_, i.endian, i.machine) for i in identities(host, x32)} if host else set()
+    read = candidates is None or any(may_match_path_files(e, kinds) for e in candidates)
+    headers, names = scan_path(path_var, read_heads=read)
     return samples(host, headers, names, x32=x32)

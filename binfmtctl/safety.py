@@ -32,7 +32,7 @@ def judge(
 ) -> list[tuple[Entry, Problem]]:
     """Every problem of every entry, in order. Edge: gathers the host's samples once.
     ``check=None`` skips the interpreter trust check (a table private to the caller)."""
-    samples = native if native is not None else hijack.gather()
+    samples = native if native is not None else hijack.gather(entries)
     verdicts: dict[str, trust.Verdict] = {}
     out = []
     for e in entries:

@@ -177,7 +177,7 @@ def gather(
         entries=entries,
         owned=live.owned,
         interpreters={e.interpreter: gather_interpreter(e.interpreter) for e in entries},
-        native=hijack_gather(),
+        native=hijack_gather(entries),
         context=context,
         persist=persist,
         rootless=gather_rootless() if rootless else None,

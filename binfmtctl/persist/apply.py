@@ -249,7 +249,9 @@ def apply_config(
             entries,
             exec_check=open_exec_errno,
             # nothing to write, nothing to judge: a boot with an unchanged table reads no PATH
-            native=hijack.gather() if any(a.changes for a in actions) else hijack.NativeSamples(),
+            native=hijack.gather(entries)
+            if any(a.changes for a in actions)
+            else hijack.NativeSamples(),
             trust_of=trust.check,
             late_mount=_late_mount_checker(),
             force=force,
