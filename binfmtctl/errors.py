@@ -29,16 +29,21 @@ class BinfmtctlError(Exception):
     warnings: tuple[str, ...] = ()
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
-        self.summary = message  # the cause alone; reports keep it and ``fix`` apart
+        self.message = message  # the cause alone: ``message`` and ``fix`` stay two fields
         self.fix = fix
-        self.message = message if not fix else f"{message}\n  fix: {fix}"
-        super().__init__(self.message)
+        super().__init__(self.format_message())
+
+    @property
+    def summary(self) -> str:
+        """The cause without the fix (an older name of :attr:`message`)."""
+        return self.message
 
     def format_message(self) -> str:
-        return self.message
+        """Both, as the renderers print them: the cause, then an indented ``fix:`` line."""
+        return self.message if not self.fix else f"{self.message}\n  fix: {self.fix}"
 
     def __str__(self) -> str:
-        return self.message
+        return self.format_message()
 
 
 class UsageError(BinfmtctlError):

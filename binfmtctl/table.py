@@ -59,7 +59,7 @@ class UnknownTargetError(UsageError, KeyError):
         super().__init__(message, fix=fix)
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return self.message
+        return self.format_message()
 
 
 # -- model --------------------------------------------------------------------------------

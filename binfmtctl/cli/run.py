@@ -44,7 +44,7 @@ class _RunFailures:
         ):
             return
         if isinstance(exc, BinfmtctlError):
-            raise rootless.RunRefused(exc.message) from None
+            raise rootless.RunRefused(exc.message, fix=exc.fix) from None
         if isinstance(exc, click.UsageError):
             raise _RunUsageError(exc.message, ctx=exc.ctx) from None
         if isinstance(exc, OSError):
