@@ -280,13 +280,7 @@ class Root:
             )
             try:
                 try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fchmod(fd, mode)
-                    if os.geteuid() == 0:
-                        os.fchown(fd, 0, 0)
-                    os.fsync(fd)
+                    write_whole(fd, data, mode)
                 finally:
                     os.close(fd)
                 os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -337,3 +331,15 @@ def read_regular(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> b
     """A regular file's bytes, never blocking on a FIFO (any path, no root)."""
     with Root("/") as r:
         return r.read_bytes(os.path.abspath(path), limit)
+
+
+def write_whole(fd: int, data: bytes, mode: int) -> None:
+    """What a file needs before it is renamed over its target: all of ``data`` written,
+    ``mode`` set whatever the umask (owned by root when root writes it), and fsync'd."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fchmod(fd, mode)
+    if os.geteuid() == 0:
+        os.fchown(fd, 0, 0)
+    os.fsync(fd)

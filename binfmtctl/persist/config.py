@@ -28,7 +28,7 @@ from binfmtctl.entry import (
 )
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.persist.paths import CONFIG_HEADER, DIR_MODE, FILE_MODE
-from binfmtctl.rootfs import read_regular
+from binfmtctl.rootfs import read_regular, write_whole
 from binfmtctl.rules import KernelProfile, validate
 
 
@@ -304,14 +304,7 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fchmod(fd, mode)
-            if os.geteuid() == 0:
-                os.fchown(fd, 0, 0)
-            os.fsync(fd)
+            write_whole(fd, data, mode)
         finally:
             os.close(fd)
         os.replace(tmp, path)
