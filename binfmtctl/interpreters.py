@@ -35,6 +35,10 @@ from dataclasses import dataclass
 from binfmtctl import proc, table
 from binfmtctl.table import Target
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # elf (and pyelftools) is imported only where a file is read
+    from binfmtctl.elf import ElfFacts, ElfInfo
+
 DEBIAN_LIBEXEC = "/usr/libexec/qemu-binfmt"
 USR_BIN = "/usr/bin"
 USR_LOCAL_BIN = "/usr/local/bin"
@@ -334,25 +338,15 @@ def gather_facts(path: str) -> FileFacts:
         return FileFacts(path, exists=True, regular=False)
     executable = os.access(path, os.X_OK)
     real = os.path.realpath(path)
-    light = read_elf_facts(real)  # the common, well-formed case without pyelftools
-    if light is not None:
-        return FileFacts(
-            path,
-            True,
-            True,
-            executable,
-            real,
-            elf_arch=light.arch,
-            elf_machine=light.machine,
-            linkage=light.linkage,
-            loader=light.interpreter,
-        )
-    try:
-        info = read_elf(real)
-    except NotElfError as e:
-        return FileFacts(
-            path, True, True, executable, real, elf_error=f"not an ELF executable: {e.reason}"
-        )
+    # the common, well-formed case without pyelftools; read_elf answers the rest
+    info: ElfFacts | ElfInfo | None = read_elf_facts(real)
+    if info is None:
+        try:
+            info = read_elf(real)
+        except NotElfError as e:
+            return FileFacts(
+                path, True, True, executable, real, elf_error=f"not an ELF executable: {e.reason}"
+            )
     return FileFacts(
         path,
         True,
