@@ -7,6 +7,7 @@ fails the build if any of them skipped on a machine that should run them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -62,6 +63,45 @@ def run_cli(
     return subprocess.CompletedProcess(
         p.args, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
     )
+
+
+def host_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CLI outside any sandbox (for --root work and pure reads: no live table
+    involved), without the caller's BINFMTCTL_CONFIG."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    e.pop("BINFMTCTL_CONFIG", None)
+    e.update(env or {})
+    # the timeout only guards the suite against a hang; nothing is asserted about time
+    return subprocess.run(
+        binfmtctl_argv(*args), capture_output=True, text=True, env=e, timeout=120, check=False
+    )
+
+
+@contextlib.contextmanager
+def shared_tmpdir(prefix: str, mode: int = 0o755) -> Iterator[Path]:
+    """A temporary directory with ``mode`` (pytest's tmp_path is root's, 0700, which uid
+    65534 and the sandbox's root cannot enter), removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    d.chmod(mode)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+#: QEMU's aarch64 entry as Debian registers it, and two more of the messy-table kind
+AARCH64 = (
+    r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
+    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+    r":/usr/libexec/qemu-binfmt/aarch64-binfmt-P:PF"
+)
+S390X_GONE = (
+    r":qemu-s390x:M::\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x16"
+    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff"
+    r":/opt/gone/qemu-s390x-static:F"
+)
+WSL = ":WSLInterop:M::MZ::/init:P"
 
 
 def host_table() -> tuple[str, list[tuple[str, bytes]]]:

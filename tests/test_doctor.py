@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from binfmtctl.interpreters import FileFacts
 from binfmtctl.rules import KernelProfile
 from binfmtctl.sandbox import Sandbox
 from binfmtctl.trust import Node, Verdict, walk
-from tests.conftest import ROOT, User, register_raw, run_cli
+from tests.conftest import ROOT, User, register_raw, run_cli, shared_tmpdir
 
 #: parsing takes a kernel profile; these tests parse for the running one
 HOST = KernelProfile.current_default()
@@ -875,12 +874,8 @@ def root(tmp_path: Path) -> Path:
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A world-traversable temporary directory (pytest's tmp_path is 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="binfmtctl-doctor-"))
-    d.chmod(0o755)
-    try:
+    with shared_tmpdir("binfmtctl-doctor-") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def write_config(root: Path, *lines: str, path: str = "etc/binfmt.d/zz-binfmtctl.conf") -> Path:

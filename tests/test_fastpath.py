@@ -21,23 +21,12 @@ from binfmtctl import __version__, fastpath, persist
 from binfmtctl.entry import parse_register
 from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import ROOT, register_raw, snapshot
+from tests.conftest import AARCH64, ROOT, S390X_GONE, WSL, register_raw, snapshot
 
 #: parsing takes a kernel profile; these tests parse for the running one
 HOST = KernelProfile.current_default()
 
 MNT = "/proc/sys/fs/binfmt_misc"
-AARCH64 = (
-    r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
-    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
-    r":/usr/libexec/qemu-binfmt/aarch64-binfmt-P:PF"
-)
-S390X_GONE = (
-    r":qemu-s390x:M::\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x16"
-    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff"
-    r":/opt/gone/qemu-s390x-static:F"
-)
-WSL = ":WSLInterop:M::MZ::/init:P"
 HEAVY = {"click", "yaml", "_yaml", "elftools", "psutil"}
 
 #: runs one path ("fast" or "click") on argv, then reports the modules it imported on $MODULES_FD

@@ -5,16 +5,13 @@ change the real /etc)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from binfmtctl.fixscope import scope_fix
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import ROOT, run_cli
+from tests.conftest import host_cli, run_cli
 
 
 def test_scope_fix_adds_each_option_where_the_command_takes_it() -> None:
@@ -52,18 +49,6 @@ def test_scope_fix_leaves_prose_alone_and_knows_every_command() -> None:
     )
     assert scope_fix("see binfmtctl.service and /run/binfmtctl", mount="/m", root="/r") == (
         "see binfmtctl.service and /run/binfmtctl"
-    )
-
-
-def host_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("BINFMTCTL_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "binfmtctl", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
     )
 
 

@@ -28,7 +28,7 @@ from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.sandbox import Sandbox
 from binfmtctl.trust import Verdict
-from tests.conftest import ROOT, register_raw, run_cli, snapshot
+from tests.conftest import AARCH64, ROOT, S390X_GONE, WSL, host_cli, register_raw, run_cli, snapshot
 
 #: parsing takes a kernel profile; these tests parse for the running one
 HOST = KernelProfile.current_default()
@@ -42,17 +42,6 @@ SYSTEMD_BINFMT = next(
     ),
     "/lib/systemd/systemd-binfmt",
 )
-AARCH64 = (
-    r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
-    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
-    r":/usr/libexec/qemu-binfmt/aarch64-binfmt-P:PF"
-)
-S390X_GONE = (
-    r":qemu-s390x:M::\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x16"
-    r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff"
-    r":/opt/gone/qemu-s390x-static:F"
-)
-WSL = ":WSLInterop:M::MZ::/init:P"
 PYTHON = r":python3.11:M::\xa7\x0d\x0d\x0a::/usr/bin/python3.11:"
 
 
@@ -68,22 +57,6 @@ def systemd_binfmt(box: Sandbox, *files: str | Path) -> None:
 
 def cli_env(config: Path, **extra: str) -> dict[str, str]:
     return {"BINFMTCTL_CONFIG": str(config), **extra}
-
-
-def host_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real CLI outside any sandbox (for --root work: no live table involved)."""
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
-    e.pop("BINFMTCTL_CONFIG", None)
-    e.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "binfmtctl", *args],
-        capture_output=True,
-        text=True,
-        env=e,
-        timeout=120,
-        check=False,
-    )
 
 
 # -- the config: pure edits --------------------------------------------------------------------------

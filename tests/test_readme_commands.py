@@ -8,13 +8,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import NOBODY, ROOT
+from tests.conftest import NOBODY, ROOT, shared_tmpdir
 
 README = ROOT / "README.md"
 CI_RUN = ROOT / ".ci" / "run"
@@ -112,12 +111,8 @@ fi
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """A scratch directory uid 65534 can reach too (pytest's tmp_path is root's, 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="binfmtctl-setup-"))
-    d.chmod(0o755)
-    try:
+    with shared_tmpdir("binfmtctl-setup-") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def setup_checkout(tmp_path: Path, with_sudo: bool) -> tuple[Path, Path, Path]:

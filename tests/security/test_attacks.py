@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from binfmtctl import persist, probe, table
 from binfmtctl.entry import Entry, parse_register, render_register_str
 from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import NOBODY, User, run_cli, snapshot
+from tests.conftest import NOBODY, User, run_cli, shared_tmpdir, snapshot
 
 #: parsing takes a kernel profile; these tests parse for the running one
 HOST = KernelProfile.current_default()
@@ -67,12 +65,8 @@ def nobody_dir(user: User) -> Path:
 @pytest.fixture
 def sticky_dir() -> Iterator[Path]:
     """A root-owned sticky, world-writable directory, as /tmp is."""
-    d = Path(tempfile.mkdtemp(prefix="binfmtctl-sticky-"))
-    d.chmod(0o1777)
-    try:
+    with shared_tmpdir("binfmtctl-sticky-", 0o1777) as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def as_nobody(user: User, script: str) -> None:

@@ -9,33 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from binfmtctl import persist
 from binfmtctl.rootfs import Root
-from tests.conftest import ROOT, User
+from tests.conftest import User
+from tests.conftest import host_cli as cli
 
 UNIT = str(persist.unit_path("/")).lstrip("/")
 LINK = str(persist.wants_link("/")).lstrip("/")
 CONF = persist.DEFAULT_CONFIG.lstrip("/")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("BINFMTCTL_CONFIG", None)
-    # the timeout only guards the suite against a hang; nothing is asserted about time
-    return subprocess.run(
-        [sys.executable, "-m", "binfmtctl", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def tree(d: Path) -> list[str]:
