@@ -67,3 +67,47 @@ def test_installed_package_finds_its_data_without_a_checkout(wheel: Path, tmp_pa
     assert unit_path == str(site / "binfmtctl" / "data" / "binfmtctl.service")
     assert arm64 == "aarch64"
     assert yaml_imported == "False"  # the installed copy reads its compiled table
+
+
+def test_console_script_is_the_lean_launcher(wheel: Path, tmp_path: Path) -> None:
+    """`binfmtctl` is the wheel's own script, not a generated entry-point launcher (which
+    imports re first): installed, its shebang names the environment's python and running it
+    imports nothing beyond what `python -c pass` has, for --version."""
+    zf = zipfile.ZipFile(wheel)
+    (script,) = [n for n in zf.namelist() if n.endswith(".data/scripts/binfmtctl")]
+    text = zf.read(script).decode()
+    assert text.startswith("#!python\n")  # rewritten to the environment's python on install
+    code_lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert code_lines == ["from binfmtctl.fastpath import entry_point", "entry_point()"]
+    meta = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    assert not any(
+        "console_scripts" in zf.read(n).decode() for n in meta
+    )  # no second bin/binfmtctl
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+         "-q", "--no-deps", str(wheel)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    exe = venv / "bin" / "binfmtctl"
+    assert exe.read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    probe = (
+        "import sys\n"
+        "base = set(sys.modules)\n"
+        f"sys.argv = [{str(exe)!r}, '--version']\n"
+        "try:\n"
+        "    exec(compile(open(sys.argv[0]).read(), sys.argv[0], 'exec'), {'__name__': '__main__'})\n"
+        "except SystemExit as e:\n"
+        "    print(sorted(m for m in set(sys.modules) - base if not m.startswith('binfmtctl')), e.code)\n"
+    )
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, env=env,
+        cwd="/", check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "binfmtctl, version" in out.stdout
+    # __future__: fastpath's `from __future__ import annotations` (a few lines, no imports)
+    assert out.stdout.splitlines()[-1] == "['__future__'] 0", out.stdout
