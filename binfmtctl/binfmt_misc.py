@@ -18,7 +18,6 @@ import contextlib
 import errno as errno_mod
 import os
 import signal
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,9 +25,15 @@ from pathlib import Path
 from binfmtctl import proc
 from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.hostfacts import exec_errno
+from binfmtctl.hostfacts import parse_mountinfo as parse_mountinfo
 from binfmtctl.ownership import OwnershipStore, Records, reconcile
 from binfmtctl.plan import Action
 from binfmtctl.rules import KernelProfile, validate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
 DEFAULT_STATE_DIR = "/run/binfmtctl"
@@ -64,28 +69,6 @@ class MountState:
 
     def to_json(self) -> dict[str, object]:
         return {"state": self.state, "path": self.path, "read_only": self.read_only}
-
-
-def _unescape_mountinfo(s: str) -> str:
-    return (
-        s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-    )
-
-
-def parse_mountinfo(text: str, path: str) -> tuple[str, str] | None:
-    """(fstype, mount options) of the top-most mount at ``path``, or None."""
-    found = None
-    for line in text.splitlines():
-        parts = line.split(" ")
-        if len(parts) < 10 or "-" not in parts:
-            continue
-        sep = parts.index("-")
-        if _unescape_mountinfo(parts[4]) != path:
-            continue
-        fstype = parts[sep + 1]
-        opts = parts[5] + "," + (parts[sep + 3] if len(parts) > sep + 3 else "")
-        found = (fstype, opts)
-    return found
 
 
 def filesystems_has_binfmt(text: str) -> bool:
@@ -160,24 +143,6 @@ def _dir_contents(path: str) -> list[str] | None:
         return None
 
 
-def open_exec_errno(path: str) -> str | None:
-    """The errno ``open_exec()`` would give for ``path`` (what F checks at registration)."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        return errno_mod.errorcode.get(e.errno or 0, "ENOENT")
-    except ValueError:
-        return "EINVAL"
-    if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
-        return "EACCES"
-    try:
-        if os.statvfs(path).f_flag & os.ST_NOEXEC:
-            return "EACCES"
-    except OSError:
-        pass
-    return None
-
-
 def cap_eff(status_text: str | None) -> int | None:
     """The effective capability set from /proc/PID/status text (None if absent)."""
     for line in (status_text or "").splitlines():
@@ -234,6 +199,10 @@ def kernel_write(fd: int, data: bytes) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: the errno open_exec() would give (the fact F checks at registration): binfmtctl.hostfacts
+open_exec_errno = exec_errno
+
+
 # -- the mount -----------------------------------------------------------------------------------
 class BinfmtMisc:
     def __init__(
@@ -250,6 +219,8 @@ class BinfmtMisc:
         self._store: OwnershipStore | None = None  # while locked: the journal being kept
         self._records: Records | None = None
         self._batch = False  # inside a batch: intents saved up front, one save at its end
+        #: the boot plan's recorder (binfmtctl.persist.recording), told every write
+        self.observer: Any = None
 
     # -- mount state ---------------------------------------------------------
     def mount_state(self) -> MountState:
@@ -355,7 +326,9 @@ class BinfmtMisc:
     def ownership(self) -> OwnershipStore:
         if self._store is not None:
             return self._store
-        return OwnershipStore(self.state_dir, self.instance_id())
+        store = OwnershipStore(self.state_dir, self.instance_id())
+        store.observer = self.observer
+        return store
 
     # -- reading ---------------------------------------------------------------
     def _p(self, name: str) -> bytes:
@@ -374,12 +347,15 @@ class BinfmtMisc:
         ]
 
     def read(self, name: str) -> Entry | None:
+        text = self._read_raw(name)
+        return None if text is None else parse_entry_file(name, text)
+
+    def _read_raw(self, name: str) -> bytes | None:
         try:
             with open(self._p(name), "rb") as f:
-                text = f.read()
+                return f.read()
         except FileNotFoundError:
             return None
-        return parse_entry_file(name, text)
 
     def entries(self) -> list[Entry]:
         """Every live entry, newest first (the order the kernel tries them)."""
@@ -406,6 +382,8 @@ class BinfmtMisc:
 
     # -- writing ---------------------------------------------------------------
     def _write(self, name: str, data: bytes) -> None:
+        if self.observer is not None:
+            self.observer.refuse(f"a write to {name}")
         fd = os.open(self._p(name), os.O_WRONLY)
         try:
             kernel_write(fd, data)
@@ -445,7 +423,10 @@ class BinfmtMisc:
             raise self._explain_register_error(entry, data, e) from None
         finally:
             os.close(fd)
-        got = self.read(entry.name)
+        shown = self._read_raw(entry.name)
+        if self.observer is not None:
+            self.observer.registered(data, entry.name, shown)
+        got = None if shown is None else parse_entry_file(entry.name, shown)
         want = kernel_view(entry)
         if got is None or kernel_view(got) != want:
             raise VerifyFailed(

@@ -185,20 +185,43 @@ def fix_scope(mount: str | None) -> Callable[[str], str]:
 
 
 def run_apply(mount: str | None, config: str | None) -> int:
-    """``binfmtctl apply`` without click: the same core call, report and exit status."""
+    """``binfmtctl apply`` without click: the boot plan replayed when every fact it was
+    compiled from still holds (:mod:`binfmtctl.bootplan`), else the same core call, report
+    and exit status as the click command, recorded into a new plan."""
+    from binfmtctl import bootplan
+
+    key = bootplan.Key(mount, config)
+    replayed = bootplan.replay(key)
+    if replayed is not None:
+        lines, code = replayed
+        _print(lines)
+        return code
     from binfmtctl import persist
     from binfmtctl.binfmt_misc import BinfmtMisc
+    from binfmtctl.persist.recording import Recorder
 
+    path = persist.config_path(override=config)
+    same = os.path.abspath(path) == key.config  # the plan's facts are about this file
+    recorder = Recorder(key) if key.usable and same else None
     bm = BinfmtMisc(mount)
-    report = persist.apply_config(bm, persist.config_path(override=config))
+    bm.observer = recorder
+    report = persist.apply_config(bm, path, host=recorder)
+    lines = apply_text(report, fix_scope(mount))
+    _print(lines)
+    code = int(report.exit_code)
+    if recorder is not None:
+        recorder.finish(report, lines, code)
+    return code
+
+
+def _print(lines: Sequence[tuple[str, str | None, bool]]) -> None:
     tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # as the click path
-    for text, fg, err in apply_text(report, fix_scope(mount)):
+    for text, fg, err in lines:
         stream = sys.stderr if err else sys.stdout
         if err:
             sys.stdout.flush()
         stream.write(styled(text, fg, tty and not err) + "\n")
     sys.stdout.flush()
-    return int(report.exit_code)
 
 
 def run_fast(argv: Sequence[str]) -> int | None:
@@ -210,11 +233,14 @@ def run_fast(argv: Sequence[str]) -> int | None:
     if what == "version":
         sys.stdout.write(VERSION_LINE + "\n")
         return OK
-    from binfmtctl.errors import BinfmtctlError, error_line
-
     try:
         return run_apply(opts.get("mount"), opts.get("config"))
-    except BinfmtctlError as e:
+    except Exception as e:
+        # imported only now: a replayed boot plan never loads the error types (dataclasses)
+        from binfmtctl.errors import BinfmtctlError, error_line
+
+        if not isinstance(e, BinfmtctlError):
+            raise
         sys.stdout.flush()
         sys.stderr.write(error_line(e) + "\n")
         return e.exit_code

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
+from binfmtctl.hostfacts import read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing only for the checker: the boot-time apply imports this module
@@ -318,20 +319,7 @@ def hijack_problem(entry: Entry, native: NativeSamples) -> Problem | None:
 
 
 # -- the edge ---------------------------------------------------------------------------------------
-def _read_head(path: str) -> bytes | None:
-    """The first bytes of a regular file (never blocks on a FIFO or device)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except (OSError, ValueError):
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, BUF_SIZE)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+_read_head = read_head
 
 
 def _spread(items: list[_T], limit: int) -> list[_T]:
@@ -458,19 +446,31 @@ def may_match_path_files(entry: Entry, kinds: set[tuple[int, str, int]]) -> bool
     return not all(_excluded_by(entry, _fixed_bytes(k)) for k in kinds)
 
 
+def _host() -> tuple[Identity | None, bool, set[tuple[int, str, int]]]:
+    """(identity of this host's programs, x32 runs natively, their (class, byte order,
+    machine) kinds). Edge: reads /proc/self/exe and the kernel's config."""
+    host = host_identity(_read_head("/proc/self/exe") or b"", os.uname().machine)
+    # x32 only adds a personality to an x86_64 host (identities()): no config read elsewhere
+    x32 = host is not None and (host.class_, host.machine) == (64, EM_X86_64) and kernel_has_x32()
+    kinds = {(i.class_, i.endian, i.machine) for i in identities(host, x32)} if host else set()
+    return host, x32, kinds
+
+
+def reads_path(candidates: Sequence[Entry]) -> bool:
+    """Would :func:`gather` read the files on PATH to judge ``candidates``? Edge."""
+    return any(may_match_path_files(e, _host()[2]) for e in candidates)
+
+
 def gather(candidates: Sequence[Entry] | None = None) -> NativeSamples:
     """What this host runs natively. Edge: reads /proc/self/exe and PATH (and the default
     PATH, since root's exec may use it). With ``candidates`` (the entries to be judged), the
     files on PATH are read only if one of them could match such a file
     (:func:`may_match_path_files`): QEMU's entries name a foreign e_machine, so a boot-time
     ``apply`` of them opens no program on PATH, with the same verdicts."""
-    host = host_identity(_read_head("/proc/self/exe") or b"", os.uname().machine)
-    # x32 only adds a personality to an x86_64 host (identities()): no config read elsewhere
-    x32 = host is not None and (host.class_, host.machine) == (64, EM_X86_64) and kernel_has_x32()
+    host, x32, kinds = _host()
     path_var = ":".join(
         dict.fromkeys((os.environ.get("PATH") or "").split(":") + DEFAULT_PATH.split(":"))
     )
-    kinds = {(i.class_, i.endian, i.machine) for i in identities(host, x32)} if host else set()
     read = candidates is None or any(may_match_path_files(e, kinds) for e in candidates)
     headers, names = scan_path(path_var, read_heads=read)
     return samples(host, headers, names, x32=x32)

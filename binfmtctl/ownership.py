@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 
 from binfmtctl.errors import BinfmtctlError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 #: a records file larger than this is not binfmtctl's (a full table is a few KiB)
 MAX_RECORD_BYTES = 1 << 20
 LOCK_NAME = "lock"
@@ -114,6 +118,8 @@ class OwnershipStore:
         self.name = f"owned-{instance}.json"
         self.path = os.path.join(state_dir, self.name)
         self._fd: int | None = None  # the verified directory, while locked
+        #: the boot plan's recorder (binfmtctl.persist.recording), told what was read and written
+        self.observer: Any = None
 
     # -- the directory -----------------------------------------------------------------------
     def _open_dir(self, *, create: bool) -> int | None:
@@ -163,7 +169,7 @@ class OwnershipStore:
         try:
             fd = self._fd if self._fd is not None else self._open_dir(create=False)
         except OwnershipError as e:
-            _warn(f"ignoring ownership records: {e.message}")
+            self._warn(f"ignoring ownership records: {e.message}")
             return Records()
         except OSError:
             return Records()
@@ -181,25 +187,37 @@ class OwnershipStore:
                 self.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd
             )
         except FileNotFoundError:
+            self._seen(None)
             return Records()
         except OSError as e:
-            _warn(f"ignoring ownership records {self.path}: {e.strerror}")
+            self._warn(f"ignoring ownership records {self.path}: {e.strerror}")
             return Records()
         try:
             st = os.fstat(f)
             if not stat.S_ISREG(st.st_mode):
-                _warn(f"ignoring ownership records {self.path}: not a regular file")
+                self._warn(f"ignoring ownership records {self.path}: not a regular file")
                 return Records()
             data = os.read(f, MAX_RECORD_BYTES + 1)
         finally:
             os.close(f)
         try:
-            return parse_records(data)
+            records = parse_records(data)
         except ValueError as e:
-            _warn(
+            self._warn(
                 f"ignoring ownership records {self.path}: {e}; binfmtctl rewrites them at its next change"
             )
             return Records()
+        self._seen(data)
+        return records
+
+    def _seen(self, data: bytes | None) -> None:
+        if self.observer is not None:
+            self.observer.records_read(data)
+
+    def _warn(self, message: str) -> None:
+        if self.observer is not None:
+            self.observer.refuse("a warning about the ownership records")
+        _warn(message)
 
     # -- writing -----------------------------------------------------------------------------
     def save(self, records: Records) -> None:
@@ -232,7 +250,7 @@ class OwnershipStore:
         )
         try:
             os.fchmod(f, 0o600)  # whatever the umask
-            data = render_records(records)
+            data = whole = render_records(records)
             while data:
                 data = data[os.write(f, data) :]
             os.fsync(f)
@@ -248,6 +266,8 @@ class OwnershipStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dfd)
             raise
+        if self.observer is not None:
+            self.observer.records_written(whole)
 
     def _clean_tmp(self, dfd: int) -> None:
         """Under the lock no other writer runs: every temporary file is a killed run's."""

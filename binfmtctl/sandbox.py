@@ -292,6 +292,7 @@ class Sandbox:
         env["BINFMTCTL_MOUNT"] = self.mount
         # the namespace shares the host's files: keep persistence inside the sandbox too
         env["BINFMTCTL_CONFIG"] = os.path.join(self.state_dir, "zz-binfmtctl.conf")
+        env["BINFMTCTL_CACHE_DIR"] = os.path.join(self.state_dir, "cache")  # boot plans
         env.update(extra or {})
         return env
 

@@ -23,12 +23,12 @@ lexically on the already resolved part), and call it untrusted when
 
 from __future__ import annotations
 
-import os
 import posixpath
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from binfmtctl import hostfacts
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
 
@@ -223,12 +223,8 @@ def interpreter_problem(entry: Entry, verdict: Verdict) -> Problem | None:
 # -- the edge ----------------------------------------------------------------------------------------
 def lookup(path: str) -> Node | None:
     """lstat (and readlink) one component; None when it does not exist or cannot be read."""
-    try:
-        st = os.lstat(path)
-        target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
-    except (OSError, ValueError):
-        return None
-    return Node(st.st_uid, st.st_mode, target)
+    facts = hostfacts.lookup(path)
+    return None if facts is None else Node(*facts)
 
 
 def check(path: str) -> Verdict:

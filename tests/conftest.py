@@ -24,6 +24,20 @@ from binfmtctl import sandbox as sb
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: boot plans (binfmtctl.bootplan) that tests compile go here, never to the host's
+#: /var/cache/binfmtctl; a test that wants its own sets BINFMTCTL_CACHE_DIR itself
+HOST_CACHE = "/var/cache/binfmtctl"
+_TEST_CACHE = tempfile.mkdtemp(prefix="binfmtctl-test-cache-")
+os.environ["BINFMTCTL_CACHE_DIR"] = _TEST_CACHE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_cache_untouched() -> Iterator[None]:
+    before = os.path.lexists(HOST_CACHE)
+    yield
+    shutil.rmtree(_TEST_CACHE, ignore_errors=True)
+    assert os.path.lexists(HOST_CACHE) == before, f"the tests created {HOST_CACHE}"
+
 
 @pytest.fixture(scope="session")
 def sandbox_reason() -> tuple[str, str] | None:

@@ -830,6 +830,7 @@ def test_simulated_reboot_restores_the_table_and_keeps_others(
         wsl = snapshot(box)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **unit_env}
         env["BINFMTCTL_STATE_DIR"] = box.state_dir  # /run/binfmtctl of the "booted" system
+        env["BINFMTCTL_CACHE_DIR"] = str(tmp_path / "cache")  # its /var/cache/binfmtctl
         booted = subprocess.run(
             box.command(argv), capture_output=True, text=True, env=env, check=False
         )

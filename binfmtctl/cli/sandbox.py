@@ -111,6 +111,8 @@ def _child_env(state: str) -> dict[str, str]:
     env["BINFMTCTL_SANDBOX"] = "1"
     # the namespace shares the host's files: persistence must not reach /etc/binfmt.d
     env.setdefault("BINFMTCTL_CONFIG", os.path.join(state, "zz-binfmtctl.conf"))
+    # nor the boot plan cache: a plan compiled in here stays in here
+    env["BINFMTCTL_CACHE_DIR"] = os.path.join(state, "cache")
     return env
 
 

@@ -204,6 +204,26 @@ class ApplyReport:
 
 
 # -- apply: the runner (edge) ----------------------------------------------------------------------------
+class HostFacts:
+    """Where :func:`apply_config` reads the host. The boot plan's recorder
+    (:class:`binfmtctl.persist.recording.Recorder`) is one that writes down what it read."""
+
+    def exec_check(self, path: str) -> str | None:
+        return open_exec_errno(path)
+
+    def trust(self, path: str) -> trust.Verdict:
+        return trust.check(path)
+
+    def native(self, entries: Sequence[Entry]) -> hijack.NativeSamples:
+        return hijack.gather(entries)
+
+    def late_mount(self) -> Callable[[str], str | None]:
+        return _late_mount_checker()
+
+    def table_seen(self, mount: str) -> None:
+        """Called under the writers' lock, before the live table is read."""
+
+
 def _late_mount_checker() -> Callable[[str], str | None]:
     try:
         fstab = Path("/etc/fstab").read_text(errors="replace")
@@ -222,6 +242,7 @@ def apply_config(
     *,
     plan_only: bool = False,
     force: bool = False,
+    host: HostFacts | None = None,
 ) -> ApplyReport:
     """Make the live table of ``bm`` match the config at ``path``. Edge.
 
@@ -230,15 +251,17 @@ def apply_config(
     puts the old entry back). Entries of the config that are live and identical are
     recorded as binfmtctl's. ``plan_only`` changes nothing (and does not mount).
     """
+    host = host or HostFacts()
     report = ApplyReport(str(path), plan_only, path.exists(), table_path=bm.path)
     entries, report.problems = parse_config(read_config_text(path), str(path), bm.profile)
     if not report.config_exists:
         report.notes.append(f"no config at {path}: nothing to apply")
     else:
-        _refuse_untrusted(path, force)
+        _refuse_untrusted(path, force, host.trust)
     mounted = _mount(bm, report, bool(entries))
     lock = bm.locked() if not plan_only and mounted else contextlib.nullcontext()
     with lock:
+        host.table_seen(bm.path)
         live = bm.entries() if mounted else []
         if mounted and not bm.enabled():
             report.notes.append(
@@ -247,13 +270,13 @@ def apply_config(
         actions = plan_apply(entries, live)
         blocked, warnings = preflight(
             entries,
-            exec_check=open_exec_errno,
+            exec_check=host.exec_check,
             # nothing to write, nothing to judge: a boot with an unchanged table reads no PATH
-            native=hijack.gather(entries)
+            native=host.native(entries)
             if any(a.changes for a in actions)
             else hijack.NativeSamples(),
-            trust_of=trust.check,
-            late_mount=_late_mount_checker(),
+            trust_of=host.trust,
+            late_mount=host.late_mount(),
             force=force,
         )
         report.items, todo = triage(actions, blocked, warnings, plan_only)
@@ -267,9 +290,11 @@ def apply_config(
     return report
 
 
-def _refuse_untrusted(path: Path, force: bool) -> None:
+def _refuse_untrusted(
+    path: Path, force: bool, check: Callable[[str], trust.Verdict] = trust.check
+) -> None:
     """Root applies no config a non-root user can change (unless ``force``)."""
-    verdict = trust.check(str(path.absolute()))
+    verdict = check(str(path.absolute()))
     if not verdict.trusted and os.geteuid() == 0 and not force:
         raise BinfmtctlError(
             f"{path} can be changed by a non-root user ({verdict.reason}): its entries would "
