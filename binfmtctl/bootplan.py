@@ -46,7 +46,6 @@ import marshal
 import os
 import stat
 import sys
-import zlib
 
 from binfmtctl import __version__, hostfacts
 
@@ -108,7 +107,11 @@ class Key:
         return "apply-" + "".join(c if c.isalnum() else "_" for c in raw)[-150:]
 
     def plan_name(self, table: Any) -> str:
-        return f"{self.prefix()}-{zlib.crc32(marshal.dumps(table)):08x}.plan"
+        # a digest without importing zlib or hashlib: the table's bytes as one integer,
+        # modulo the largest prime below 2**64 (a collision only finds a plan that load()
+        # then finds is for another table)
+        digest = int.from_bytes(marshal.dumps(table), "little") % 0xFFFFFFFFFFFFFFC5
+        return f"{self.prefix()}-{digest:016x}.plan"
 
 
 # -- the facts: re-read exactly as recorded --------------------------------------------------------
