@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 from binfmtctl import table
 from binfmtctl.sandbox import Sandbox
-from tests.conftest import NOBODY, User, register_raw, require_sandbox, shared_tmpdir
+from tests.conftest import NOBODY, User, require_sandbox, shared_tmpdir
 from tests.test_bootplan import Host
 
 EVIL = b":evil:M::\\x7fELF\\x02\\x01\\x01::/bin/true:\n"  # every native x86_64 program
@@ -45,9 +46,13 @@ def forged(host: Host) -> tuple[str, bytes]:
     (path,) = host.plans()
     plan = marshal.loads(path.read_bytes())
     with Sandbox() as box:  # what the kernel shows for it, so the replay's check passes
-        register_raw(box, EVIL.decode().strip())
-        # read from outside: inside, every exec (cat, sh) now goes to /bin/true
-        shown = Path(f"/proc/{box.pid}/root{MNT}/evil").read_bytes()
+        # one process registers and reads back: once it is registered, every exec in the
+        # sandbox (cat, sh) goes to /bin/true
+        script = (
+            f"import sys; open({MNT + '/register'!r}, 'wb').write({EVIL!r}); "
+            f"sys.stdout.buffer.write(open({MNT + '/evil'!r}, 'rb').read())"
+        )
+        shown = box.run([sys.executable, "-c", script]).stdout
     assert shown.startswith(b"enabled\n")
     steps = (*plan["steps"], ("register", EVIL, "evil", shown))
     return path.name, marshal.dumps(dict(plan, steps=steps))
