@@ -13,10 +13,10 @@ Each verdict says what to print (``binfmtctl.cli.render.admission``) and, throug
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from binfmtctl.errors import Problem, UsageError
+from binfmtctl.record import dataclass
 from binfmtctl.wording import plural
 
 Refusal = tuple[str, str | None]  # (message, fix)

@@ -19,7 +19,6 @@ import errno as errno_mod
 import os
 import signal
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binfmtctl import proc
@@ -29,6 +28,7 @@ from binfmtctl.hostfacts import exec_errno
 from binfmtctl.hostfacts import parse_mountinfo as parse_mountinfo
 from binfmtctl.ownership import OwnershipStore, Records, reconcile
 from binfmtctl.plan import Action
+from binfmtctl.record import dataclass, replace
 from binfmtctl.rules import KernelProfile, validate
 
 TYPE_CHECKING = False

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from binfmtctl.admission import Refusal
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.record import dataclass, field
 
 Verb = Literal["register", "enable", "disable", "remove"]
 _HIDE = {"json": False}

@@ -33,11 +33,11 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from binfmtctl import proc, table
 from binfmtctl.errors import UsageError
+from binfmtctl.record import dataclass, field
 from binfmtctl.table import UnknownTargetError
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"

@@ -9,7 +9,7 @@ asked about it, instead of "no such entry".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from binfmtctl.record import dataclass
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO, Any
 
 from binfmtctl import table
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.record import dataclass
 
 ELF_MAGIC = b"\x7fELF"
 #: what the kernel reads into its buffer before matching (BINPRM_BUF_SIZE, Linux >= 5.1)

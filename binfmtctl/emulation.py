@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from binfmtctl.entry import Entry
 from binfmtctl.install import Note, ProbeResult, Skipped, TargetPlan
+from binfmtctl.record import dataclass, field, replace
 
 if TYPE_CHECKING:
     from binfmtctl.binfmt_misc import BinfmtMisc

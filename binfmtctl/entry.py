@@ -22,13 +22,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 
 from binfmtctl.errors import BinfmtctlError, Problem
 from binfmtctl.grammar import MAX_REGISTER, Fields, scan_fields
 from binfmtctl.grammar import unescape as unescape
 from binfmtctl.grammar import unescape_legacy as unescape_legacy
 from binfmtctl.kernelprofile import KernelProfile
+from binfmtctl.record import dataclass, replace
 
 FLAG_ORDER = "POCF"
 FLAG_MEANING = {

@@ -10,8 +10,9 @@ paths that never need click (``--version``, the boot-time ``apply``) do not pay 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from dataclasses import field as dc_field
+
+from binfmtctl.record import dataclass
+from binfmtctl.record import field as dc_field
 
 
 class ExitStatus(enum.IntEnum):

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from binfmtctl.errors import Problem
 from binfmtctl.kernelprofile import KernelProfile
+from binfmtctl.record import dataclass, field
 from binfmtctl.wording import plural
 
 #: the kernel's limit on one write to register (since ~3.18; 256 before, see KernelProfile)

@@ -29,11 +29,11 @@ import os
 import stat
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
 from binfmtctl.hostfacts import read_head
+from binfmtctl.record import dataclass, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing only for the checker: the boot-time apply imports this module

@@ -21,9 +21,9 @@ import os
 import pwd
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from binfmtctl import proc
+from binfmtctl.record import dataclass, field
 
 #: programs that need subordinate ids to build or run images in a user namespace
 ENGINES = ("podman", "buildah", "skopeo")

@@ -20,13 +20,13 @@ import fnmatch
 import os
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from binfmtctl import proc, table
 from binfmtctl.entry import Entry, normalize_flags, render_register
 from binfmtctl.errors import UsageError
 from binfmtctl.interpreters import InterpreterInfo, missing_message
 from binfmtctl.plan import Action
+from binfmtctl.record import dataclass, field
 from binfmtctl.rules import KernelProfile, validate
 from binfmtctl.table import Target
 from binfmtctl.wording import article

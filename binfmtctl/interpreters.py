@@ -30,9 +30,9 @@ import os
 import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from binfmtctl import proc, table
+from binfmtctl.record import dataclass
 from binfmtctl.table import Target
 
 TYPE_CHECKING = False

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+
+from binfmtctl.record import dataclass
 
 
 @dataclass(frozen=True)

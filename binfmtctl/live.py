@@ -9,10 +9,10 @@ A fix is scoped (``--mount`` carried) by the ``scope`` function the caller passe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.record import dataclass, field, replace
 
 if TYPE_CHECKING:
     from binfmtctl.entry import Entry

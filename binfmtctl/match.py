@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 from binfmtctl import table
 from binfmtctl.entry import Entry
+from binfmtctl.record import dataclass, field
 
 ELF_MAGIC = b"\x7fELF"
 #: the kernel's buffer (BINPRM_BUF_SIZE): magic + offset never reach past it

@@ -26,9 +26,9 @@ import os
 import stat
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.record import dataclass, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

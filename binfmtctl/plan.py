@@ -14,10 +14,10 @@ Host-safety checks (hijack, interpreter trust) live in :mod:`binfmtctl.safety`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from binfmtctl.entry import Entry, kernel_view
 from binfmtctl.errors import UsageError
+from binfmtctl.record import dataclass
 
 
 @dataclass(frozen=True)

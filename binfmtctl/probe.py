@@ -14,7 +14,8 @@ import pathlib
 import struct
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+
+from binfmtctl.record import dataclass, field
 
 __all__ = [
     "PROBE_TARGETS",

@@ -14,7 +14,8 @@ are not "run and wait": they stay with :mod:`binfmtctl.sandbox`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from binfmtctl.record import dataclass
 
 
 class TimedOut(Exception):

@@ -18,7 +18,7 @@ the names below behave as the standard library's do, for what the package uses
 
 * ``@dataclass`` and ``@dataclass(frozen=True)`` (also ``init=``, ``repr=``, ``eq=``,
   ``unsafe_hash=``; anything else, e.g. ``order`` or ``slots``, is refused with TypeError);
-* ``field(default=, default_factory=, repr=, hash=, compare=, metadata=)``;
+* ``field(default=, default_factory=, init=, repr=, hash=, compare=, metadata=)``;
 * ``fields()``, ``replace()``, ``is_dataclass()``, ``FrozenInstanceError``, ``MISSING``;
 * ``__init__`` (positional or keyword, defaults, factories called per instance, the
   same TypeErrors), ``__post_init__``, inheritance (base fields first, frozen and
@@ -32,7 +32,8 @@ Differences that do not matter here: the stdlib's functions do not know these cl
 signature ``(*args, **kwargs)``, a class without a docstring gets none, and ``ClassVar``
 is recognised only as a string annotation (``from __future__ import annotations``, as
 every module of the package has). ``InitVar``, ``kw_only``, ``order``, ``slots`` are not
-supported.
+supported. Instances are built with one ``__dict__`` update (``init=False`` fields with a
+factory last), not one ``__setattr__`` per field.
 """
 
 from __future__ import annotations
@@ -123,8 +124,6 @@ def _field(
 ) -> Any:
     if default is not _MISSING and default_factory is not _MISSING:
         raise ValueError("cannot specify both default and default_factory")
-    if not init:
-        raise TypeError("binfmtctl.record: field(init=False) is not supported")
     return _Field(default, default_factory, init, repr, hash, compare, metadata)
 
 
@@ -213,18 +212,28 @@ def _bind(
 _UNSET: Any = object()
 
 
-def _make_init(cls: type, fs: tuple[_Field, ...]) -> Callable[..., None]:
+def _make_init(cls: type, every: tuple[_Field, ...]) -> Callable[..., None]:
     """``__init__``: all positional arguments given is the fast case (one dict update);
-    anything else is bound by :func:`_bind`."""
+    anything else is bound by :func:`_bind`. ``init=False`` fields are no parameters: those
+    with a factory get its value, the others read the class attribute."""
+    fs = tuple(f for f in every if f.init)
     names = tuple(f.name for f in fs)
     n = len(names)
     index = {name: i for i, name in enumerate(names)}
+    made = tuple(
+        (f.name, f.default_factory)
+        for f in every
+        if not f.init and f.default_factory is not _MISSING
+    )
     post_init = hasattr(cls, "__post_init__")
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs or len(args) != n:
             args = _bind(cls, fs, index, args, kwargs)  # type: ignore[assignment]
-        self.__dict__.update(zip(names, args, strict=True))
+        d = self.__dict__
+        d.update(zip(names, args, strict=True))
+        for name, factory in made:
+            d[name] = factory()
         if post_init:
             self.__post_init__()
 
@@ -334,6 +343,8 @@ def _process(
     fs = tuple(f for f in every.values() if not f._classvar)
     seen_default = False
     for f in fs:
+        if not f.init:
+            continue
         if f.default is not _MISSING or f.default_factory is not _MISSING:
             seen_default = True
         elif seen_default and init:
@@ -362,7 +373,7 @@ def _process(
         else:
             cls.__hash__ = None
     if "__match_args__" not in cls.__dict__:
-        cls.__match_args__ = tuple(f.name for f in fs)  # type: ignore[misc]
+        cls.__match_args__ = tuple(f.name for f in fs if f.init)  # type: ignore[misc]
     return cls
 
 
@@ -405,7 +416,12 @@ def _replace(obj: Any, /, **changes: Any) -> Any:
     if isinstance(obj, type) or not hasattr(obj, FIELDS):
         raise TypeError("replace() should be called on dataclass instances")
     for f in _fields(obj):
-        if f.name not in changes:
+        if not f.init:
+            if f.name in changes:
+                raise ValueError(
+                    f"field {f.name} is declared with init=False, it cannot be specified with replace()"
+                )
+        elif f.name not in changes:
             changes[f.name] = getattr(obj, f.name)
     return obj.__class__(**changes)
 

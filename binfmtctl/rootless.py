@@ -32,7 +32,6 @@ import errno as errno_mod
 import os
 import shutil
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from binfmtctl import table
@@ -40,6 +39,7 @@ from binfmtctl.entry import Entry, render_register
 from binfmtctl.errors import BinfmtctlError, CommandNotFound
 from binfmtctl.install import ALL, Skipped, TargetPlan, is_pattern, split_target_list
 from binfmtctl.interpreters import InterpreterInfo
+from binfmtctl.record import dataclass, field
 from binfmtctl.sandbox import (
     MIN_KERNEL,
     TRIAL_TIMEOUT,

@@ -10,8 +10,9 @@ COMMAND in the private namespace (:func:`inner_argv`). The mechanics live in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from binfmtctl.record import dataclass, field
 
 _HIDE = {"json": False}
 

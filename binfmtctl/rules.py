@@ -15,12 +15,12 @@ exec) are passed in.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from binfmtctl.entry import Entry, entry_of, kernel_view
 from binfmtctl.errors import Problem
 from binfmtctl.grammar import scan_fields
 from binfmtctl.kernelprofile import KernelProfile
+from binfmtctl.record import dataclass, field
 
 RESERVED_NAMES = frozenset({"register", "status"})
 NAME_MAX = 255

@@ -24,12 +24,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from binfmtctl import proc
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.record import dataclass
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
 MIN_KERNEL = (6, 7)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
+from binfmtctl.record import dataclass
 from binfmtctl.which import LiveTable
 from binfmtctl.wording import plural
 

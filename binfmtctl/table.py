@@ -18,7 +18,6 @@ import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
@@ -26,6 +25,7 @@ from typing import Any, Literal, Protocol
 from binfmtctl import resources
 from binfmtctl.entry import Entry, unescape
 from binfmtctl.errors import BinfmtctlError, UsageError
+from binfmtctl.record import dataclass, field
 
 TABLE_FILE = "magic_table.yaml"
 

@@ -26,11 +26,11 @@ from __future__ import annotations
 import posixpath
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from binfmtctl import hostfacts
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
+from binfmtctl.record import dataclass
 
 #: symlinks followed before giving up (the kernel's own limit is 40)
 MAX_HOPS = 40

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
+
+from binfmtctl.record import dataclass, field, replace
 
 #: (st_dev, st_ino) of a file
 FileId = tuple[int, int]

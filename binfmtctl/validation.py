@@ -8,12 +8,11 @@ added as warnings only.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from binfmtctl.errors import Problem
+from binfmtctl.record import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def add_safety_warnings(verdicts: list[Any]) -> None:
     found: dict[int, list[Problem]] = {}
     for e, p in judge_safety(entries):
         if p.is_error:
-            p = dataclasses.replace(
+            p = replace(
                 p,
                 severity="warning",
                 message=p.message

@@ -6,11 +6,11 @@ Reading the live table and the files is the edge (:func:`live_for_matching`,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from binfmtctl.entry import Entry
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.record import dataclass
 
 if TYPE_CHECKING:
     from binfmtctl.binfmt_misc import BinfmtMisc

@@ -591,7 +591,7 @@ def test_persistence_tools_conflict() -> None:
 
 
 def replace_persist(p: doc.PersistFacts, **kw: Any) -> doc.PersistFacts:
-    from dataclasses import replace
+    from binfmtctl.record import replace
 
     return replace(p, **kw)
 
@@ -607,7 +607,7 @@ def test_binfmtctl_unit_not_ordered_after_systemd_binfmt() -> None:
     )
     x = one(doc.check_persistence(facts(persist=pf(managers=m))), "persistence-tools-conflict")
     assert "not ordered after systemd-binfmt" in x.message
-    from dataclasses import replace
+    from binfmtctl.record import replace
 
     ordered = replace(m, binfmtctl_unit_text="[Unit]\nAfter=a.service systemd-binfmt.service\n")
     assert ordered.binfmtctl_after_systemd_binfmt

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from binfmtctl.idmap import Facts, engine_warning, parse_subids, plan_idmap
+from binfmtctl.record import replace
 
 SUB = "# comment\nalice:100000:65536\n1001:300000:1000\nbob:bad:1\nalice:500000:0\n"
 ALICE = Facts(

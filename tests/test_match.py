@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from binfmtctl.match import (
     near_miss,
     path_extension,
 )
+from binfmtctl.record import replace
 from tests.elfgen import ET_DYN, ET_EXEC, ET_REL, elf_header, target_header
 
 HOST = "x86_64"  # explicit host for determinism

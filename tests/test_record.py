@@ -67,6 +67,11 @@ def build(m: Any) -> dict[str, type]:
         hidden: bool = field(default=False, metadata={"json": False})
         secret: str = field(default="s", repr=False)
         memo: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+        # hijack.NativeSamples: a cache that is no parameter
+        cache: dict[str, int] = field(
+            default_factory=dict, init=False, repr=False, compare=False, hash=False
+        )
+        late: int = field(default=5, init=False)
 
     @dc(frozen=True)
     class Base:
@@ -209,7 +214,10 @@ def test_eq_hash_repr_are_the_same(shape: str, one: Any, other: Any) -> None:
 
 @pytest.mark.parametrize("shape", SHAPES)
 @given(
-    call=calls, changes=st.dictionaries(st.sampled_from(["a", "b", "c", "z"]), values, max_size=2)
+    call=calls,
+    changes=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "z", "cache", "late"]), values, max_size=2
+    ),
 )
 def test_replace_is_the_same(shape: str, call: Any, changes: dict[str, Any]) -> None:
     same(shape, lambda c, m: m.replace(c(*call[0], **call[1]), **changes))
@@ -249,7 +257,10 @@ def test_fields_and_class_attributes_are_the_same(shape: str) -> None:
                 for f in fs
             ],
             [(f.hash, f.compare, dict(f.metadata), type(f.metadata).__name__) for f in fs],
-            {n: outcome(lambda n=n: getattr(c, n)) for n in ("a", "b", "c", "d", "memo", "hidden")},
+            {
+                n: outcome(lambda n=n: getattr(c, n))
+                for n in ("a", "b", "d", "memo", "cache", "late")
+            },
             c.__match_args__,  # type: ignore[attr-defined]
             [n for n in ("__init__", "__repr__", "__eq__", "__hash__") if n in c.__dict__],
             c.__dict__.get("__hash__", "absent") is None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from binfmtctl.cli.render import Out, emit, jsonable, text_renderer
+from binfmtctl.record import dataclass, field
 
 
 class Kind(enum.Enum):

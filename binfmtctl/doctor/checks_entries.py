@@ -4,7 +4,6 @@ overlaps between entries. Pure functions of :class:`HostFacts`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from binfmtctl import table
 from binfmtctl.doctor.facts import Finding, HostFacts
@@ -14,6 +13,7 @@ from binfmtctl.errors import BinfmtctlError
 from binfmtctl.grammar import is_bare_hex
 from binfmtctl.hijack import hijack_problem
 from binfmtctl.interpreters import expects_preserve_argv0, host_arches
+from binfmtctl.record import replace
 from binfmtctl.rules import validate
 from binfmtctl.trust import interpreter_problem
 

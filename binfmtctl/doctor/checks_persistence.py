@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 
 from binfmtctl import boot_view
 from binfmtctl.doctor.facts import Finding, HostFacts, PersistFacts
 from binfmtctl.doctor.hints import in_binfmt_d, register_cmd
 from binfmtctl.entry import Entry
+from binfmtctl.record import replace
 
 
 # -- check: persistence ------------------------------------------------------------------------------

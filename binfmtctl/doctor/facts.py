@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from binfmtctl.binfmt_misc import CAP_SYS_ADMIN, DEFAULT_MOUNT, MountState
 from binfmtctl.entry import Entry
 from binfmtctl.hijack import NativeSamples
 from binfmtctl.install import ProbeResult
 from binfmtctl.interpreters import FileFacts
+from binfmtctl.record import dataclass, field
 from binfmtctl.rules import KernelProfile
 from binfmtctl.systemd_paths import SYSTEMD_BINFMT
 from binfmtctl.trust import Verdict

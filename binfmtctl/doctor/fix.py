@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binfmtctl import table
@@ -17,6 +16,7 @@ from binfmtctl.doctor.facts import Finding, HostFacts
 from binfmtctl.doctor.hints import mount_fix, qemu_target
 from binfmtctl.entry import Entry
 from binfmtctl.errors import BinfmtctlError
+from binfmtctl.record import dataclass, replace
 from binfmtctl.wording import plural
 
 

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from binfmtctl import proc, table
@@ -26,6 +25,7 @@ from binfmtctl.entry import Entry
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.hijack import gather as hijack_gather
 from binfmtctl.install import ProbeResult
+from binfmtctl.record import dataclass
 from binfmtctl.rootfs import Root, read_regular
 from binfmtctl.rules import KernelProfile
 from binfmtctl.usage import Snapshot

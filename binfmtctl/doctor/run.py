@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 
 from binfmtctl.binfmt_misc import DEFAULT_MOUNT
 from binfmtctl.doctor.checks import has_problems, run_checks
@@ -17,6 +16,7 @@ from binfmtctl.doctor.fix import FixResult, apply_fixes
 from binfmtctl.doctor.gather import gather
 from binfmtctl.errors import ExitStatus, UsageError
 from binfmtctl.fixscope import scope_fix
+from binfmtctl.record import dataclass, replace
 from binfmtctl.rootfs import Root
 from binfmtctl.rules import KernelProfile
 

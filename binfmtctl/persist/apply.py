@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from binfmtctl import hijack, safety, trust
@@ -27,6 +26,7 @@ from binfmtctl.entry import (
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.persist.config import ConfigProblem, parse_config, read_config_text
 from binfmtctl.plan import Action, plan_register
+from binfmtctl.record import dataclass, field, replace
 
 
 # -- apply: pure ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from binfmtctl.entry import (
@@ -22,6 +21,7 @@ from binfmtctl.errors import BinfmtctlError
 from binfmtctl.persist.config import parse_config
 from binfmtctl.persist.formats import parse_binfmts_admin
 from binfmtctl.persist.paths import IGNORED_SUFFIXES, config_path, in_root, resolve_in_root
+from binfmtctl.record import dataclass
 from binfmtctl.rootfs import read_regular
 from binfmtctl.rules import KernelProfile
 from binfmtctl.systemd_paths import BINFMT_D_DIRS, BINFMTS_ADMIN_DIR, BINFMTS_IMPORT_DIR

@@ -15,7 +15,6 @@ import errno as errno_mod
 import fcntl
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from binfmtctl.entry import (
@@ -28,6 +27,7 @@ from binfmtctl.entry import (
 )
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.persist.paths import CONFIG_HEADER, DIR_MODE, FILE_MODE
+from binfmtctl.record import dataclass, field
 from binfmtctl.rootfs import read_regular, write_whole
 from binfmtctl.rules import KernelProfile, validate
 

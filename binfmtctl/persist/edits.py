@@ -9,7 +9,6 @@ read and write the config (atomically, under its lock).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from binfmtctl.binfmt_misc import BinfmtMisc
@@ -27,6 +26,7 @@ from binfmtctl.persist.config import (
 )
 from binfmtctl.persist.formats import export_entries, render_export
 from binfmtctl.persist.paths import config_path
+from binfmtctl.record import dataclass, field
 
 
 @dataclass(frozen=True)

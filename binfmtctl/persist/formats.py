@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from binfmtctl import safety, trust
@@ -25,6 +24,7 @@ from binfmtctl.entry import (
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.persist.config import ConfigProblem, is_masked, parse_rule
 from binfmtctl.persist.paths import IGNORED_SUFFIXES, RUN_DETECTORS, UPDATE_BINFMTS_KEYS
+from binfmtctl.record import dataclass
 from binfmtctl.rules import KernelProfile
 
 # -- export ---------------------------------------------------------------------------------------------

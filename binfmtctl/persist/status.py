@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binfmtctl.binfmt_misc import BinfmtMisc
@@ -15,6 +14,7 @@ from binfmtctl.persist.apply import plan_apply
 from binfmtctl.persist.config import parse_config
 from binfmtctl.persist.paths import UNIT_NAME, config_path, in_root, root_dir, unit_path, wants_link
 from binfmtctl.persist.unit import systemctl, systemd_booted, unit_exec, wsl_note
+from binfmtctl.record import dataclass, replace
 from binfmtctl.rootfs import Root
 from binfmtctl.systemd_paths import UNIT_DIR
 

@@ -13,7 +13,6 @@ import fcntl
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from binfmtctl import proc
@@ -30,6 +29,7 @@ from binfmtctl.persist.paths import (
     unit_path,
     wants_link,
 )
+from binfmtctl.record import dataclass, field
 from binfmtctl.rootfs import Root
 from binfmtctl.systemd_paths import UNIT_DIR
 

@@ -3,7 +3,6 @@ group, memoized) gives exactly the verdicts of the kernel-exact Entry.matches_he
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binfmtctl import hijack
+from binfmtctl import hijack, record
 from binfmtctl.entry import Entry
 
 
@@ -67,7 +66,7 @@ def test_fast_matcher_agrees_with_matches_header(
         assert hijack.native_hits(e, native) == expected  # memoized: the same answer again
         for _, h in headers[:: max(1, len(headers) // 5)]:  # same window and mask, other magic
             n = len(e.magic)
-            twin = dataclasses.replace(
+            twin = record.replace(
                 e, magic=h[: hijack.BUF_SIZE][e.offset : e.offset + n].ljust(n, b"\0")
             )
             assert hijack.native_hits(twin, native) == slow_hits(twin, headers)

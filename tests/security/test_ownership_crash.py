@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import replace
 from pathlib import Path
 
 from binfmtctl.entry import kernel_view, parse_entry_file
+from binfmtctl.record import replace
 from binfmtctl.sandbox import Sandbox
 from tests.conftest import register_raw, run_cli, snapshot
 

@@ -15,7 +15,6 @@ nothing by itself, so text and JSON always exit alike.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import os
@@ -24,6 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
+
+from binfmtctl import record
 
 T = TypeVar("T")
 TextRenderer = Callable[[Any, "Out"], None]
@@ -46,10 +47,10 @@ def jsonable(obj: Any) -> Any:
     to_json = getattr(obj, "to_json", None)
     if callable(to_json) and not isinstance(obj, type):
         return jsonable(to_json())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    if record.is_dataclass(obj) and not isinstance(obj, type):
         return {
             f.name: jsonable(getattr(obj, f.name))
-            for f in dataclasses.fields(obj)
+            for f in record.fields(obj)
             if f.metadata.get("json", True)
         }
     if isinstance(obj, Mapping):
