@@ -19,25 +19,28 @@ import errno as errno_mod
 import os
 import signal
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from binfmtctl import proc
 from binfmtctl.entry import Entry, EntryParseError, kernel_view, parse_entry_file, render_register
 from binfmtctl.errors import BinfmtctlError
-from binfmtctl.hostfacts import exec_errno
 from binfmtctl.hostfacts import parse_mountinfo as parse_mountinfo
+from binfmtctl.mountstate import CONTROL_FILES as CONTROL_FILES
+from binfmtctl.mountstate import DEFAULT_MOUNT as DEFAULT_MOUNT
+from binfmtctl.mountstate import MountState as MountState
+from binfmtctl.mountstate import entry_names, mount_path, read_mount_state
+from binfmtctl.mountstate import filesystems_has_binfmt as filesystems_has_binfmt
+from binfmtctl.mountstate import mount_state as mount_state
+from binfmtctl.mountstate import open_exec_errno as open_exec_errno
 from binfmtctl.ownership import OwnershipStore, Records, reconcile
 from binfmtctl.plan import Action
-from binfmtctl.record import dataclass, replace
+from binfmtctl.record import replace
 from binfmtctl.rules import KernelProfile, validate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
 DEFAULT_STATE_DIR = "/run/binfmtctl"
-CONTROL_FILES = ("register", "status")
 
 
 class KernelRefused(BinfmtctlError):
@@ -54,45 +57,6 @@ class NotMounted(BinfmtctlError):
 
 class VerifyFailed(BinfmtctlError):
     pass
-
-
-# -- pure helpers -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MountState:
-    """``state`` is one of: mounted, automount (systemd autofs not yet triggered),
-    not-mounted, unsupported (kernel has no binfmt_misc), missing (no such directory)."""
-
-    state: str
-    path: str
-    read_only: bool = False
-    options: str = ""
-
-    def to_json(self) -> dict[str, object]:
-        return {"state": self.state, "path": self.path, "read_only": self.read_only}
-
-
-def filesystems_has_binfmt(text: str) -> bool:
-    return any(line.split()[-1:] == ["binfmt_misc"] for line in text.splitlines())
-
-
-def mount_state(
-    path: str, mountinfo: str, filesystems: str | None, path_exists: bool
-) -> MountState:
-    """Pure decision from the facts: the mount table, /proc/filesystems, the directory."""
-    top = parse_mountinfo(mountinfo, path)
-    if top is not None:
-        fstype, opts = top
-        ro = "ro" in opts.split(",")
-        if fstype == "binfmt_misc":
-            return MountState("mounted", path, ro, opts)
-        if fstype == "autofs":
-            return MountState("automount", path, ro, opts)
-    if not path_exists:
-        return MountState("missing", path)
-    if filesystems is not None and not filesystems_has_binfmt(filesystems):
-        # It may still be a loadable module: mount autoloads it (MODULE_ALIAS_FS).
-        return MountState("unsupported", path)
-    return MountState("not-mounted", path)
 
 
 def is_standard_mount(path: str) -> bool:
@@ -199,10 +163,6 @@ def kernel_write(fd: int, data: bytes) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-#: the errno open_exec() would give (the fact F checks at registration): binfmtctl.hostfacts
-open_exec_errno = exec_errno
-
-
 # -- the mount -----------------------------------------------------------------------------------
 class BinfmtMisc:
     def __init__(
@@ -212,7 +172,7 @@ class BinfmtMisc:
         state_dir: str | None = None,
         profile: KernelProfile | None = None,
     ) -> None:
-        self.path = path or os.environ.get("BINFMTCTL_MOUNT") or DEFAULT_MOUNT
+        self.path = mount_path(path)
         self.state_dir = state_dir or os.environ.get("BINFMTCTL_STATE_DIR") or DEFAULT_STATE_DIR
         self.profile = profile or KernelProfile.current_default()
         self._lock_depth = 0
@@ -224,23 +184,7 @@ class BinfmtMisc:
 
     # -- mount state ---------------------------------------------------------
     def mount_state(self) -> MountState:
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text()
-        except OSError:
-            mountinfo = ""
-        try:
-            filesystems: str | None = Path("/proc/filesystems").read_text()
-        except OSError:
-            filesystems = None
-        st = mount_state(self.path, mountinfo, filesystems, os.path.isdir(self.path))
-        has_register = os.path.exists(os.path.join(self.path, "register"))
-        if st.state == "not-mounted" and has_register:
-            # mountinfo may not name the path (e.g. a bind from elsewhere); the files decide
-            return MountState("mounted", self.path)
-        if st.state == "mounted" and not has_register:
-            # listed, but hidden under a later mount of a parent directory
-            return MountState("not-mounted", self.path)
-        return st
+        return read_mount_state(self.path)
 
     def ensure_mounted(self, *, mount: bool = False) -> MountState:
         """Compatibility spelling: ``mount=True`` is :meth:`mount_for_write`, else
@@ -340,11 +284,7 @@ class BinfmtMisc:
 
     def names(self) -> list[str]:
         """Entry names in kernel match order (newest first)."""
-        return [
-            os.fsdecode(n)
-            for n in os.listdir(os.fsencode(self.path))
-            if os.fsdecode(n) not in CONTROL_FILES
-        ]
+        return entry_names(self.path)
 
     def read(self, name: str) -> Entry | None:
         text = self._read_raw(name)

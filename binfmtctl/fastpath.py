@@ -1,12 +1,14 @@
-"""The console entry point, and the two invocations it answers without click.
+"""The console entry point, and the three invocations it answers without click.
 
-``binfmtctl --version`` and the boot-time ``binfmtctl apply`` (what binfmtctl.service
-runs: ``apply`` with at most ``--config FILE``, after at most ``--mount PATH``) are
-answered here; every other command line goes to the click CLI (:mod:`binfmtctl.cli`).
-Importing click costs more than starting the interpreter, so these two pay only for what
-they use. Output and exit statuses are the click path's, byte for byte (the tests run
-both paths on the same inputs): the apply report is rendered by :func:`apply_text` for
-both, and errors are mapped by :func:`binfmtctl.errors.error_line` for both.
+``binfmtctl --version``, the boot-time ``binfmtctl apply`` (what binfmtctl.service
+runs: ``apply`` with at most ``--config FILE``, after at most ``--mount PATH``) and
+``binfmtctl validate ENTRY...`` (register strings only, no option) are answered here;
+every other command line goes to the click CLI (:mod:`binfmtctl.cli`). Importing click
+costs more than starting the interpreter, so these pay only for what they use. Output and
+exit statuses are the click path's, byte for byte (the tests run both paths on the same
+inputs): the apply report is rendered by :func:`apply_text` for both, validate's by
+:func:`binfmtctl.validate_text.validate_lines` for both, and errors are mapped by
+:func:`binfmtctl.errors.error_line` for both.
 """
 
 from __future__ import annotations
@@ -27,18 +29,22 @@ if TYPE_CHECKING:
 OK, PROBLEMS = 0, 1  # binfmtctl.errors.ExitStatus, without importing it
 VERSION_LINE = f"binfmtctl, version {__version__}"
 
-#: click.style's SGR codes for the colours the apply report uses
-_SGR = {"red": 31, "yellow": 33}
+#: click.style's SGR codes for the colours the apply and validate reports use
+_SGR = {"red": 31, "green": 32, "yellow": 33}
 
 
 def parse_fast(argv: Sequence[str]) -> tuple[str, dict[str, str]] | None:
-    """("version", {}) or ("apply", {"mount": ..., "config": ...}) when this module answers
-    ``argv``; None sends it to click. Pure. Only the exact shapes the unit and ``--version``
-    use are taken; anything else (help, --plan, --json, a repeated or empty option) is
-    click's, so no option is ever parsed two ways."""
+    """("version", {}), ("apply", {"mount": ..., "config": ...}) or ("validate", {}) (the
+    entries are ``argv[1:]``) when this module answers ``argv``; None sends it to click.
+    Pure. Only the exact shapes the unit, ``--version`` and a plain ``validate ENTRY...``
+    use are taken; anything else (help, --plan, --json, -f, --kernel, a repeated or empty
+    option, an argument starting with ``-``) is click's, so no option is ever parsed two
+    ways."""
     args = list(argv)
     if args in (["--version"], ["-V"]):
         return ("version", {})
+    if args[:1] == ["validate"] and len(args) > 1 and not any(a.startswith("-") for a in args):
+        return ("validate", {})
     opts: dict[str, str] = {}
 
     def take(name: str) -> bool:
@@ -64,11 +70,23 @@ def parse_fast(argv: Sequence[str]) -> tuple[str, dict[str, str]] | None:
     return ("apply", opts)
 
 
-def styled(text: str, fg: str | None, tty: bool) -> str:
-    """``click.secho(text, fg=fg)``'s bytes: SGR colour on a terminal, plain text otherwise."""
-    if fg is None or not tty:
+def styled(text: str, fg: str | None, tty: bool, bold: bool = False) -> str:
+    """``click.secho(text, fg=fg, bold=bold or None)``'s bytes: SGR colour (and bold) on a
+    terminal where colour is allowed (``tty``); otherwise plain text, with any escape
+    sequence in it removed as click removes them (``click.unstyle``)."""
+    if not tty:
+        return _unstyle(text) if "\x1b" in text else text
+    if fg is None and not bold:
         return text
-    return f"\x1b[{_SGR[fg]}m{text}\x1b[0m"
+    codes = (f"\x1b[{_SGR[fg]}m" if fg else "") + ("\x1b[1m" if bold else "")
+    return f"{codes}{text}\x1b[0m"
+
+
+def _unstyle(text: str) -> str:
+    """click's ``strip_ansi`` (the pattern of click._compat._ansi_re)."""
+    import re
+
+    return re.sub(r"\033\[[0-?]*[ -/]*[@-~]", "", text)
 
 
 def _same(fix: str) -> str:
@@ -174,7 +192,7 @@ def fix_scope(mount: str | None) -> Callable[[str], str]:
     """What ``binfmtctl.cli.common.scoped`` does for apply: fixes name the --mount the
     command runs under (the option, else $BINFMTCTL_MOUNT, as click reads it), unless it
     is the default."""
-    from binfmtctl.binfmt_misc import DEFAULT_MOUNT
+    from binfmtctl.mountstate import DEFAULT_MOUNT
 
     mount = mount or os.environ.get("BINFMTCTL_MOUNT") or None
     if mount is None or os.path.normpath(mount) == DEFAULT_MOUNT:
@@ -215,13 +233,31 @@ def run_apply(mount: str | None, config: str | None) -> int:
 
 
 def _print(lines: Sequence[tuple[str, str | None, bool]]) -> None:
-    tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # as the click path
+    colour = not os.environ.get("NO_COLOR")  # as the click path
+    tty = sys.stdout.isatty() and colour
+    err_tty = sys.stderr.isatty() and colour
     for text, fg, err in lines:
         stream = sys.stderr if err else sys.stdout
         if err:
             sys.stdout.flush()
-        stream.write(styled(text, fg, tty and not err) + "\n")
+        stream.write(styled(text, fg, err_tty if err else tty) + "\n")
     sys.stdout.flush()
+
+
+def run_validate(entries: Sequence[str]) -> int:
+    """``binfmtctl validate ENTRY...`` without click: the same use case, lines and status."""
+    from binfmtctl import validation
+    from binfmtctl.kernelprofile import KernelProfile
+    from binfmtctl.validate_text import validate_lines
+
+    inputs = [os.fsencode(e) for e in entries]  # as binfmtctl.cli.common.read_inputs
+    report = validation.check(inputs, KernelProfile.current_default(), None)
+    tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # as the click path
+    write = sys.stdout.write
+    for text, fg, bold in validate_lines(report, fix_scope(None)):
+        write(styled(text, fg, tty, bold) + "\n")
+    sys.stdout.flush()
+    return report.exit_code
 
 
 def run_fast(argv: Sequence[str]) -> int | None:
@@ -234,6 +270,8 @@ def run_fast(argv: Sequence[str]) -> int | None:
         sys.stdout.write(VERSION_LINE + "\n")
         return OK
     try:
+        if what == "validate":
+            return run_validate(argv[1:])
         return run_apply(opts.get("mount"), opts.get("config"))
     except Exception as e:
         # imported only now: a replayed boot plan never loads the error types (dataclasses)

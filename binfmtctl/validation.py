@@ -8,11 +8,15 @@ added as warnings only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
-from binfmtctl.errors import Problem
 from binfmtctl.record import dataclass, field, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: ``binfmtctl validate ENTRY`` imports no typing
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from binfmtctl.errors import Problem
+    from binfmtctl.kernelprofile import KernelProfile
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,15 @@ class ValidateReport:
     @property
     def exit_code(self) -> int:
         return 0 if all(v.valid for v in self.verdicts) else 1
+
+
+def check(inputs: Sequence[bytes], profile: KernelProfile, mount: str | None) -> ValidateReport:
+    """``binfmtctl validate``: judge ``inputs`` against ``profile`` and the live table at
+    ``mount`` (read without side effects: a same name is EEXIST), with F's open check on
+    this host. What the click command and the fast path both call."""
+    from binfmtctl.mountstate import mount_path, open_exec_errno
+
+    return judge(inputs, profile, live_names(mount_path(mount)), open_exec_errno)
 
 
 def judge(
@@ -72,12 +85,13 @@ def add_safety_warnings(verdicts: list[Any]) -> None:
             v.problems.extend(found.get(id(v.entry), []))
 
 
-def live_names(bm: Any) -> list[str]:
-    """Names in the live table if it can be read without side effects (else none)."""
+def live_names(path: str) -> list[str]:
+    """Names in the live table at ``path`` if it can be read without side effects (else none)."""
+    from binfmtctl.mountstate import entry_names, read_mount_state
+
     try:
-        if bm.mount_state().state != "mounted":
+        if read_mount_state(path).state != "mounted":
             return []
-        names: list[str] = bm.names()
-        return names
+        return entry_names(path)
     except OSError:
         return []

@@ -81,6 +81,8 @@ def run_path(
         (["apply", "--config=/c"], ("apply", {"config": "/c"})),
         (["--mount", "/m", "apply"], ("apply", {"mount": "/m"})),
         (["--mount=/m", "apply", "--config", "/c"], ("apply", {"mount": "/m", "config": "/c"})),
+        (["validate", ":t:M::BM::/bin/true:"], ("validate", {})),
+        (["validate", "a", "b c", ""], ("validate", {})),
     ],
 )
 def test_the_fast_shapes(argv: list[str], expected: tuple[str, dict[str, str]]) -> None:
@@ -106,6 +108,19 @@ def test_the_fast_shapes(argv: list[str], expected: tuple[str, dict[str, str]]) 
         ["status"],
         ["validate", "--version"],
         ["--mount", "apply"],
+        ["validate"],
+        ["validate", "-"],
+        ["validate", "-f", "x.conf"],
+        ["validate", "--json", ":t:M::BM::/bin/true:"],
+        ["validate", ":t:M::BM::/bin/true:", "--json"],
+        ["validate", "--kernel", "4.4", ":t:M::BM::/bin/true:"],
+        ["validate", "--kernel=4.4", ":t:M::BM::/bin/true:"],
+        ["validate", "x", "--help"],
+        ["validate", "x", "-h"],
+        ["validate", "--", "x"],
+        ["--mount", "/m", "validate", "x"],
+        ["--no-color", "validate", "x"],
+        ["x", "validate"],
     ],
 )
 def test_everything_else_goes_to_click(argv: list[str]) -> None:
@@ -113,10 +128,18 @@ def test_everything_else_goes_to_click(argv: list[str]) -> None:
 
 
 def test_colour_is_clicks() -> None:
-    for fg in ("red", "yellow"):
+    for fg in ("red", "yellow", "green"):
         assert fastpath.styled("FAILED x", fg, tty=True) == click.style("FAILED x", fg=fg)
         assert fastpath.styled("FAILED x", fg, tty=False) == "FAILED x"
+        bold = click.style("INVALID x", fg=fg, bold=True)
+        assert fastpath.styled("INVALID x", fg, tty=True, bold=True) == bold
     assert fastpath.styled("plain", None, tty=True) == "plain"
+    assert fastpath.styled("b", None, tty=True, bold=True) == click.style("b", bold=True)
+    # escape sequences in the text itself (a name, an input): click removes them from what
+    # does not go to a colour terminal, and passes them on to one
+    odd = "a\x1b[31mb\x1b[0m\x1b[2Jc\x1b[?25l\x1bx\x1b[1;"
+    assert fastpath.styled(odd, "red", tty=False) == click.unstyle(odd) == "abc\x1bx\x1b[1;"
+    assert fastpath.styled(odd, None, tty=True) == odd
 
 
 # -- --version -----------------------------------------------------------------------------------
@@ -334,3 +357,103 @@ def test_fixes_name_a_non_default_mount_on_both_paths(sandbox: Sandbox, tmp_path
     status, out, _ = both_paths(sandbox, args, {}, ())
     assert status == 1
     assert f"binfmtctl --mount {other} persist remove qemu-s390x" in out
+
+
+# -- validate ------------------------------------------------------------------------------------
+#: what ``binfmtctl validate ENTRY`` may import: none of these (issue 15)
+NOT_FOR_VALIDATE_LATER = HEAVY | {
+    "subprocess",
+    "typing",
+    "dataclasses",
+    "inspect",
+    "pathlib",
+    "json",
+    "difflib",
+}
+NOT_FOR_VALIDATE = HEAVY
+FOREIGN = AARCH64.replace("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "/bin/true")
+#: the hijack warning (an ELF magic that matches the host's programs), the benchmark's entry
+HIJACK = r":t:M::\x7fELF\x02\x01\x01::/bin/true:F"
+INVALID = ":bad:X::a::/bin/true:"
+#: not UTF-8, control characters, a raw escape: shown escaped, judged as bytes
+ODD = os.fsdecode(b":odd\xff:E::x\tz::/bin/tr\xc3ue\x1b[31m:")
+
+
+def validate_both(
+    *entries: str, box: Sandbox | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """``validate ENTRY...`` through the fast path and through click; assert they said the
+    same, that the fast path imported none of what it must not; return what they said."""
+    args = ["validate", *entries]
+    assert fastpath.parse_fast(args) == ("validate", {})
+    fast = run_path("fast", *args, box=box, env=env)
+    slow = run_path("click", *args, box=box, env=env)
+    assert fast[:3] == slow[:3], (fast[:3], slow[:3])
+    assert not NOT_FOR_VALIDATE & {m.split(".")[0] for m in fast[3]}, NOT_FOR_VALIDATE & {
+        m.split(".")[0] for m in fast[3]
+    }
+    assert not {m for m in fast[3] if m.startswith(("binfmtctl.cli", "binfmtctl.binfmt_misc"))}
+    assert "click" in slow[3]
+    return fast[:3]
+
+
+def test_validate_ok_is_the_same_on_both_paths() -> None:
+    status, out, err = validate_both(FOREIGN)
+    assert (status, err) == (0, "")
+    assert out.startswith(f"ok  {FOREIGN}\nkernel would show:\n  | enabled\n")
+
+
+def test_validate_warnings_are_the_same_on_both_paths() -> None:
+    status, out, err = validate_both(HIJACK)
+    assert (status, err) == (0, "")
+    assert out.startswith(f"ok  {HIJACK}  (")
+    assert "warning magic: 't' matches what this host runs natively" in out
+    assert "^~~" in out and "  fix: " in out
+
+
+def test_validate_invalid_and_several_are_the_same_on_both_paths() -> None:
+    status, out, err = validate_both(FOREIGN, INVALID, HIJACK, "", "garbage")
+    assert (status, err) == (1, "")
+    assert f"INVALID (EINVAL)  {INVALID}\nerror[EINVAL] type: " in out
+    assert "kernel would show:" not in out  # only for a single input
+    assert out.count("\nok  ") + out.startswith("ok  ") == 2
+    assert out.count("INVALID (") == 3
+
+
+def test_an_odd_entry_is_the_same_on_both_paths() -> None:
+    status, out, err = validate_both(ODD, ODD + "F")
+    assert err == "" and status == 1
+    # as given, undecodable bytes escaped; off a terminal the escape sequence is removed
+    assert out.startswith("ok  :odd\\xff:E::x\tz::/bin/tr\\xc3ue:\n")
+    assert "  :odd\\xff:E::x\\tz::/bin/tr\\xc3ue\\x1b[31m:F\\n" in out  # the caret line's copy
+
+
+def test_validate_against_a_live_table_is_the_same_on_both_paths(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A same name is EEXIST: the live table is read (without side effects) on both paths,
+    at $BINFMTCTL_MOUNT when it is set, and fixes then name that mount."""
+    register_raw(sandbox, FOREIGN)
+    status, out, _ = validate_both(FOREIGN, box=sandbox)
+    assert status == 1 and out.startswith(f"INVALID (EEXIST)  {FOREIGN}")
+    other = tmp_path / "bm"
+    other.mkdir()
+    mounted = sandbox.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(other)])
+    assert mounted.returncode == 0, mounted.stderr  # the namespace's instance, seen twice
+    status, out, _ = validate_both(FOREIGN, box=sandbox, env={"BINFMTCTL_MOUNT": str(other)})
+    assert status == 1 and f"binfmtctl --mount {other} " in out
+    # a table that is not mounted there: nothing is live, nothing is mounted
+    status, out, _ = validate_both(FOREIGN, box=sandbox, env={"BINFMTCTL_MOUNT": str(tmp_path)})
+    assert status == 0
+
+
+@pytest.mark.parametrize("no_color", ["", "1"])
+def test_validate_on_a_terminal_is_the_same_on_both_paths(sandbox: Sandbox, no_color: str) -> None:
+    args = ["validate", FOREIGN, INVALID, HIJACK]
+    env = {"NO_COLOR": no_color}
+    fast = run_on_terminal(sandbox, "fast", args, env)
+    slow = run_on_terminal(sandbox, "click", args, env)
+    assert fast == slow and b"INVALID (EINVAL)" in fast
+    assert (b"\x1b[31m\x1b[1mINVALID (EINVAL)" in fast) is (not no_color)
+    assert (b"\x1b[32mok  " in fast) is (not no_color)
+    assert (b"\x1b[33mwarning " in fast) is (not no_color)

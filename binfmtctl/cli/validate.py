@@ -44,10 +44,9 @@ def validate(
       grep -h . /etc/binfmt.d/*.conf | binfmtctl validate -f - --json
     """
     from binfmtctl import validation
-    from binfmtctl.binfmt_misc import open_exec_errno
     from binfmtctl.cli.render import emit
     from binfmtctl.cli.render import validate as _texts  # noqa: F401  (registers the renderer)
-    from binfmtctl.rules import KernelProfile
+    from binfmtctl.kernelprofile import KernelProfile
 
     try:
         profile = KernelProfile.parse(kernel) if kernel else KernelProfile.current_default()
@@ -59,5 +58,4 @@ def validate(
             "nothing to validate: give ENTRY arguments or -f FILE",
             fix="binfmtctl validate ':name:M::magic::/path/to/interpreter:F'",
         )
-    existing = validation.live_names(obj.bm())
-    emit(validation.judge(inputs, profile, existing, open_exec_errno), as_json=as_json)
+    emit(validation.check(inputs, profile, obj.mount), as_json=as_json)
