@@ -20,8 +20,6 @@ edge (the CLI, the host readers) asks which kernel is running.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator
 
 from binfmtctl.errors import BinfmtctlError, Problem
 from binfmtctl.grammar import MAX_REGISTER, Fields, scan_fields
@@ -29,6 +27,11 @@ from binfmtctl.grammar import unescape as unescape
 from binfmtctl.grammar import unescape_legacy as unescape_legacy
 from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.record import dataclass, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `binfmtctl validate` imports no collections, typing
+    import re
+    from collections.abc import Iterator
 
 FLAG_ORDER = "POCF"
 FLAG_MEANING = {
@@ -223,20 +226,25 @@ def kernel_view(entry: Entry) -> str:
     return "\n".join(lines) + "\n"
 
 
-_ENTRY_FILE = re.compile(
+_ENTRY_FILE_PATTERN = (
     rb"(enabled|disabled)\ninterpreter (.*)\nflags: ([POCF]*)\n"
-    rb"(?:offset (\d+)\nmagic ((?:[0-9a-f]{2})*)\n(?:mask ((?:[0-9a-f]{2})*)\n)?|extension \.(.*)\n)",
-    re.DOTALL,
+    rb"(?:offset (\d+)\nmagic ((?:[0-9a-f]{2})*)\n(?:mask ((?:[0-9a-f]{2})*)\n)?|extension \.(.*)\n)"
 )
+_entry_file: list[re.Pattern[bytes]] = []  # compiled when first needed: validate never is
 
 
 def parse_entry_file(name: str, text: bytes | str) -> Entry:
     """Parse the kernel's entry file (``cat /proc/sys/fs/binfmt_misc/NAME``)."""
+    if not _entry_file:
+        import re
+
+        _entry_file.append(re.compile(_ENTRY_FILE_PATTERN, re.DOTALL))
+    pattern = _entry_file[0]
     raw = os.fsencode(text) if isinstance(text, str) else text
-    m = _ENTRY_FILE.fullmatch(raw)
+    m = pattern.fullmatch(raw)
     if m is None:
         # Newer kernels may append lines (e.g. bpf ones); accept a known prefix.
-        m = _ENTRY_FILE.match(raw)
+        m = pattern.match(raw)
     if m is None:
         raise EntryParseError(f"{name}: not a binfmt_misc entry file: {raw[:60]!r}")
     state, interp, flags, off, magic, mask, ext = m.groups()

@@ -15,27 +15,27 @@ from the host. It yields the decoded fields; :mod:`binfmtctl.entry` makes the En
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 from binfmtctl.errors import Problem
 from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.record import dataclass, field
 from binfmtctl.wording import plural
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `binfmtctl validate` imports no collections, typing
+    from collections.abc import Callable
+
 #: the kernel's limit on one write to register (since ~3.18; 256 before, see KernelProfile)
 MAX_REGISTER = 1920
 #: the hex digits of a ``\\xHH`` escape
 HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-#: magic or mask written as hex digits without ``\\x`` (two or more bytes' worth)
-BARE_HEX = re.compile(rb"(?:[0-9a-fA-F]{2}){2,}")
 
 Span = tuple[int, int]
 
 
 def is_bare_hex(raw: bytes | None) -> bool:
     """True for a magic/mask field that spells bytes as bare hex text (``7f454c46``)."""
-    return raw is not None and BARE_HEX.fullmatch(raw) is not None
+    # written without ``\\x``: two or more pairs of hex digits and nothing else
+    return raw is not None and len(raw) >= 4 and not len(raw) % 2 and HEX_DIGITS.issuperset(raw)
 
 
 # -- decoding magic and mask ---------------------------------------------------------
@@ -110,9 +110,6 @@ class FieldScan:
     spans: dict[str, Span] = field(default_factory=dict)
 
 
-_PRINTABLE = re.compile(rb"[\x21-\x7e]")
-
-
 def show_byte(b: int) -> str:
     if b == 0:
         return "a raw NUL byte"
@@ -120,7 +117,7 @@ def show_byte(b: int) -> str:
         return "a newline"
     if b == 0x20:
         return "a space"
-    if _PRINTABLE.fullmatch(bytes((b,))):
+    if 0x21 <= b <= 0x7E:  # printable, not a space
         return f"{chr(b)!r}"
     return f"byte 0x{b:02x}"
 
@@ -580,6 +577,16 @@ def _as_int32(v: int) -> int:
     return v - (1 << 32) if v >= 1 << 31 else v
 
 
+def kstrtoint_parts(raw: bytes) -> tuple[bytes, bytes] | None:
+    """(sign, digits) of what kstrtoint(s, 10) takes: an optional '+' or '-', ASCII digits,
+    one optional trailing newline (``([+-]?)(\\d+)\\n?`` of a bytes pattern, without ``re``);
+    None for anything else."""
+    body = raw[:-1] if raw.endswith(b"\n") else raw
+    sign = body[:1] if body[:1] in (b"+", b"-") else b""
+    digits = body[len(sign) :]
+    return (sign, digits) if digits.isdigit() else None
+
+
 def _parse_offset(c: Cursor, raw: bytes, span: Span) -> int:
     profile = c.profile
     fix = "write a plain decimal number of bytes (or leave it empty for 0)"
@@ -595,9 +602,8 @@ def _parse_offset(c: Cursor, raw: bytes, span: Span) -> int:
             )
             return 0
         return int(raw) & 0xFFFFFFFFFFFFFFFF
-    # kstrtoint(s, 10): optional '+' or '-', digits, one optional trailing newline
-    m = re.fullmatch(rb"([+-]?)(\d+)\n?", raw)
-    if not m:
+    parts = kstrtoint_parts(raw)
+    if parts is None:
         c.err(
             "offset",
             "offset.syntax",
@@ -606,8 +612,9 @@ def _parse_offset(c: Cursor, raw: bytes, span: Span) -> int:
             span,
         )
         return 0
-    value = int(m.group(2))
-    if m.group(1) == b"-":
+    sign, digits = parts
+    value = int(digits)
+    if sign == b"-":
         value = -value
     if value > 2**31 - 1 or value < -(2**31):
         c.err(

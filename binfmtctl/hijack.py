@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from collections.abc import Iterable, Sequence
 
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
@@ -37,6 +36,7 @@ from binfmtctl.record import dataclass, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing only for the checker: the boot-time apply imports this module
+    from collections.abc import Iterable, Sequence
     from typing import Literal, TypeVar
 
     _T = TypeVar("_T")

@@ -3,13 +3,15 @@ depth and valid Unicode. What cannot be read is a UsageError naming the place.""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from typing import IO, Any
 
 from binfmtctl.entry import binfmt_d_rule
 from binfmtctl.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `binfmtctl validate` imports no collections, typing
+    from collections.abc import Iterator
+    from typing import IO, Any
 
 #: the most any kernel accepts in one register write (MAX_REGISTER_LENGTH)
 REGISTER_LIMIT = 1920
@@ -118,6 +120,8 @@ def load_json(data: bytes, name: str) -> Any:
             fix="import a file written by `binfmtctl export --format json`",
         )
     try:
+        import json
+
         doc = json.loads(data.decode("utf-8"))
         _check_text(doc)
     except UnicodeError:

@@ -5,9 +5,16 @@ that asks the host (``os.uname()``); the grammar and the rules take a profile.""
 from __future__ import annotations
 
 import os
-import re
 
 from binfmtctl.record import dataclass
+
+
+def _leading_digits(text: str) -> str:
+    """The decimal digits ``text`` starts with (``\\d+`` of a str pattern: Unicode decimals)."""
+    n = 0
+    while n < len(text) and text[n].isdecimal():
+        n += 1
+    return text[:n]
 
 
 @dataclass(frozen=True)
@@ -19,10 +26,17 @@ class KernelProfile:
     @classmethod
     def parse(cls, text: str) -> KernelProfile:
         """``"6.1"``, ``"4.4.0-210-generic"``, ``"6.18.44-fc"`` -> profile."""
-        m = re.match(r"^\s*(\d+)\.(\d+)", text)
-        if not m:
+        # what re.match(r"^\s*(\d+)\.(\d+)", text) takes, without importing re
+        rest = text.lstrip()
+        major = _leading_digits(rest)
+        minor = (
+            _leading_digits(rest[len(major) + 1 :])
+            if rest[len(major) : len(major) + 1] == "."
+            else ""
+        )
+        if not major or not minor:
             raise ValueError(f"not a kernel version: {text!r} (expected X.Y, e.g. 5.10)")
-        return cls((int(m.group(1)), int(m.group(2))))
+        return cls((int(major), int(minor)))
 
     @classmethod
     def current_default(cls) -> KernelProfile:

@@ -14,13 +14,15 @@ exec) are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 from binfmtctl.entry import Entry, entry_of, kernel_view
 from binfmtctl.errors import Problem
 from binfmtctl.grammar import scan_fields
 from binfmtctl.kernelprofile import KernelProfile
 from binfmtctl.record import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `binfmtctl validate` imports no collections, typing
+    from collections.abc import Callable, Iterable
 
 RESERVED_NAMES = frozenset({"register", "status"})
 NAME_MAX = 255
@@ -43,7 +45,8 @@ def scan(raw: bytes, profile: KernelProfile) -> ScanResult:
 
 
 # -- post-parse decisions ------------------------------------------------------------------------
-ExecCheck = Callable[[str], "str | None"]
+if TYPE_CHECKING:
+    ExecCheck = Callable[[str], "str | None"]
 
 
 @dataclass

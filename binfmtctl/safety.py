@@ -9,11 +9,13 @@ natively (:mod:`hijack`), and one whose interpreter a non-root user controls
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from binfmtctl import hijack, trust
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `binfmtctl validate` imports no collections, typing
+    from collections.abc import Callable, Sequence
 
 
 def entry_problems(

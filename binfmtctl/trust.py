@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import posixpath
 import stat
-from collections.abc import Callable
 
 from binfmtctl import hostfacts
 from binfmtctl.entry import Entry
 from binfmtctl.errors import Problem
 from binfmtctl.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `binfmtctl validate` imports no collections, typing
+    from collections.abc import Callable
 
 #: symlinks followed before giving up (the kernel's own limit is 40)
 MAX_HOPS = 40
@@ -45,7 +48,8 @@ class Node:
     target: str | None = None  # for symlinks
 
 
-Lookup = Callable[[str], "Node | None"]
+if TYPE_CHECKING:
+    Lookup = Callable[[str], "Node | None"]
 
 
 @dataclass(frozen=True)

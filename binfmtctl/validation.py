@@ -1,7 +1,8 @@
 """`validate`'s use case: would the kernel accept each register string, and if not, why.
 
 :func:`judge` returns a :class:`ValidateReport` (one :class:`~binfmtctl.rules.Verdict` per
-input, in order) and prints nothing; ``binfmtctl.cli.render.validate`` shows it.
+input, in order) and prints nothing; :mod:`binfmtctl.validate_text` has its text, which
+the click command and the fast path both print.
 Validity stays the kernel's verdict: what register would refuse for the host's safety is
 added as warnings only.
 """

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Iterable
 
 #: singular -> plural where adding "s" is wrong
 _IRREGULAR = {"entry": "entries", "its": "their", "is": "are", "was": "were", "this": "these"}
@@ -30,6 +31,8 @@ def article(word: str) -> str:
 
 def suggestion(word: str, choices: Iterable[str], n: int = 2) -> str:
     """``"; did you mean 'qemu-aarch64'?"`` for the closest choices, or ``""``."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=n, cutoff=0.6)
     if not close:
         return ""
