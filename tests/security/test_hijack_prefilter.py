@@ -36,6 +36,21 @@ def test_qemu_entries_need_no_path_read_and_keep_their_verdicts() -> None:
         assert hijack.native_hits(e, light) == hijack.native_hits(e, FULL)
 
 
+def test_m_entries_that_read_no_file_list_no_directory_and_e_entries_do() -> None:
+    """PATH's names matter only to E entries (extensions): a batch of M entries that reads
+    no program does not list PATH, and keeps its verdicts (above); one E entry lists it and
+    is judged on the same extensions as with everything read."""
+    foreign = [_entry(0, t.magic, t.mask) for t in table.targets()][:5]
+    assert hijack.gather(foreign).extensions == hijack.samples(HOST).extensions
+    on_path = [ext for ext, _ in FULL.extensions if ext not in hijack.SCRIPT_EXTENSIONS]
+    assert on_path  # this host has programs with extensions of their own on PATH
+    ext = Entry(name="e", type="E", extension=on_path[0], interpreter="/bin/true")
+    with_e = hijack.gather([*foreign, ext])
+    assert with_e.extensions == FULL.extensions
+    assert hijack.native_hits(ext, with_e) == hijack.native_hits(ext, FULL) != []
+    assert not [h for h in with_e.headers if h[0].startswith("/")]  # still no file read
+
+
 def test_an_entry_for_native_programs_reads_path() -> None:
     e = _entry(0, b"#!", None)
     assert hijack.may_match_path_files(e, KINDS)
