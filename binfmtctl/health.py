@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from binfmtctl.doctor import Finding, HostFacts, check_entries, gather_interpreter
+from binfmtctl.doctor.checks_entries import check_entries
+from binfmtctl.doctor.facts import Finding, HostFacts
+from binfmtctl.doctor.gather_entry import gather_interpreter
 from binfmtctl.entry import Entry
 from binfmtctl.rules import KernelProfile
 

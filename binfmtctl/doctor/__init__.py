@@ -8,6 +8,9 @@ check is a pure function in the ``checks_*`` module of its concern, listed in
 ``checks.CHECKS`` (or ``checks_entries.ENTRY_CHECKS`` for a per-entry one, which ``status``
 runs too), its code in ``facts.CODES`` and in the table below; a new fact is a field of a
 ``facts`` record, read in ``gather`` (the host) or ``gather_boot`` (the system at --root).
+The names below are imported from their module on first use (``status`` runs only the
+per-entry checks, through ``gather_entry``, and pays for nothing else); ``doctor.gather`` is
+the module, its function ``doctor.gather.gather``.
 
 One edge function, :func:`gather`, reads everything once into a :class:`HostFacts`
 snapshot (kernel, mount, the live table, every interpreter, the process's context,
@@ -68,62 +71,145 @@ status.
 
 from __future__ import annotations
 
-from binfmtctl.binfmt_misc import cap_eff
-from binfmtctl.doctor.checks import CHECKS, HostCheck, has_problems, run_checks, to_json
-from binfmtctl.doctor.checks_entries import (
-    ENTRY_CHECKS,
-    EntryCheck,
-    check_entries,
-    check_entry_disabled,
-    check_host_family,
-    check_host_hijack,
-    check_interpreter_dynamic,
-    check_interpreter_missing,
-    check_interpreter_not_executable,
-    check_interpreter_trust,
-    check_interpreter_wrong_arch,
-    check_magic_bare_hex,
-    check_mask_coverage,
-    check_missing_f,
-    check_overlap,
-    check_preserve_argv0,
-    overlaps,
-)
-from binfmtctl.doctor.checks_host import (
-    check_context,
-    check_kernel,
-    check_mount,
-    check_probes,
-    check_register_file,
-    check_rootless,
-    check_targets,
-    check_usage,
-    scope,
-)
-from binfmtctl.doctor.checks_persistence import check_persistence
-from binfmtctl.doctor.facts import (
-    CODES,
-    FULL_UID_MAP,
-    RANK,
-    SEVERITIES,
-    ContextFacts,
-    Finding,
-    HostFacts,
-    InterpreterFacts,
-    ManagerFacts,
-    PersistFacts,
-)
-from binfmtctl.doctor.fix import STALE_CODES, FixResult, apply_fixes, plan_fixes
-from binfmtctl.doctor.gather import context_in, gather, gather_context, gather_interpreter
-from binfmtctl.doctor.gather_boot import (
-    gather_managers,
-    gather_persist,
-    gather_rootless,
-    managers_in,
-    persist_in,
-)
-from binfmtctl.doctor.image import Image
-from binfmtctl.doctor.run import DoctorReport, DoctorRequest, run_doctor
+import importlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from binfmtctl.binfmt_misc import cap_eff
+    from binfmtctl.doctor.checks import CHECKS, HostCheck, has_problems, run_checks, to_json
+    from binfmtctl.doctor.checks_entries import (
+        ENTRY_CHECKS,
+        EntryCheck,
+        check_entries,
+        check_entry_disabled,
+        check_host_family,
+        check_host_hijack,
+        check_interpreter_dynamic,
+        check_interpreter_missing,
+        check_interpreter_not_executable,
+        check_interpreter_trust,
+        check_interpreter_wrong_arch,
+        check_magic_bare_hex,
+        check_mask_coverage,
+        check_missing_f,
+        check_overlap,
+        check_preserve_argv0,
+        overlaps,
+    )
+    from binfmtctl.doctor.checks_host import (
+        check_context,
+        check_kernel,
+        check_mount,
+        check_probes,
+        check_register_file,
+        check_rootless,
+        check_targets,
+        check_usage,
+        scope,
+    )
+    from binfmtctl.doctor.checks_persistence import check_persistence
+    from binfmtctl.doctor.facts import (
+        CODES,
+        FULL_UID_MAP,
+        RANK,
+        SEVERITIES,
+        ContextFacts,
+        Finding,
+        HostFacts,
+        InterpreterFacts,
+        ManagerFacts,
+        PersistFacts,
+    )
+    from binfmtctl.doctor.fix import STALE_CODES, FixResult, apply_fixes, plan_fixes
+    from binfmtctl.doctor.gather import context_in, gather_context
+    from binfmtctl.doctor.gather_boot import (
+        gather_managers,
+        gather_persist,
+        gather_rootless,
+        managers_in,
+        persist_in,
+    )
+    from binfmtctl.doctor.gather_entry import gather_interpreter
+    from binfmtctl.doctor.image import Image
+    from binfmtctl.doctor.run import DoctorReport, DoctorRequest, run_doctor
+
+#: public name -> the module that defines it; imported on first use (PEP 562), so
+#: ``status`` (which runs the per-entry checks only) pays for no host-wide gathering
+_LAZY = {
+    "cap_eff": "binfmtctl.binfmt_misc",
+    "CHECKS": "binfmtctl.doctor.checks",
+    "HostCheck": "binfmtctl.doctor.checks",
+    "has_problems": "binfmtctl.doctor.checks",
+    "run_checks": "binfmtctl.doctor.checks",
+    "to_json": "binfmtctl.doctor.checks",
+    "ENTRY_CHECKS": "binfmtctl.doctor.checks_entries",
+    "EntryCheck": "binfmtctl.doctor.checks_entries",
+    "check_entries": "binfmtctl.doctor.checks_entries",
+    "check_entry_disabled": "binfmtctl.doctor.checks_entries",
+    "check_host_family": "binfmtctl.doctor.checks_entries",
+    "check_host_hijack": "binfmtctl.doctor.checks_entries",
+    "check_interpreter_dynamic": "binfmtctl.doctor.checks_entries",
+    "check_interpreter_missing": "binfmtctl.doctor.checks_entries",
+    "check_interpreter_not_executable": "binfmtctl.doctor.checks_entries",
+    "check_interpreter_trust": "binfmtctl.doctor.checks_entries",
+    "check_interpreter_wrong_arch": "binfmtctl.doctor.checks_entries",
+    "check_magic_bare_hex": "binfmtctl.doctor.checks_entries",
+    "check_mask_coverage": "binfmtctl.doctor.checks_entries",
+    "check_missing_f": "binfmtctl.doctor.checks_entries",
+    "check_overlap": "binfmtctl.doctor.checks_entries",
+    "check_preserve_argv0": "binfmtctl.doctor.checks_entries",
+    "overlaps": "binfmtctl.doctor.checks_entries",
+    "check_context": "binfmtctl.doctor.checks_host",
+    "check_kernel": "binfmtctl.doctor.checks_host",
+    "check_mount": "binfmtctl.doctor.checks_host",
+    "check_probes": "binfmtctl.doctor.checks_host",
+    "check_register_file": "binfmtctl.doctor.checks_host",
+    "check_rootless": "binfmtctl.doctor.checks_host",
+    "check_targets": "binfmtctl.doctor.checks_host",
+    "check_usage": "binfmtctl.doctor.checks_host",
+    "scope": "binfmtctl.doctor.checks_host",
+    "check_persistence": "binfmtctl.doctor.checks_persistence",
+    "CODES": "binfmtctl.doctor.facts",
+    "FULL_UID_MAP": "binfmtctl.doctor.facts",
+    "RANK": "binfmtctl.doctor.facts",
+    "SEVERITIES": "binfmtctl.doctor.facts",
+    "ContextFacts": "binfmtctl.doctor.facts",
+    "Finding": "binfmtctl.doctor.facts",
+    "HostFacts": "binfmtctl.doctor.facts",
+    "InterpreterFacts": "binfmtctl.doctor.facts",
+    "ManagerFacts": "binfmtctl.doctor.facts",
+    "PersistFacts": "binfmtctl.doctor.facts",
+    "STALE_CODES": "binfmtctl.doctor.fix",
+    "FixResult": "binfmtctl.doctor.fix",
+    "apply_fixes": "binfmtctl.doctor.fix",
+    "plan_fixes": "binfmtctl.doctor.fix",
+    "context_in": "binfmtctl.doctor.gather",
+    "gather_context": "binfmtctl.doctor.gather",
+    "gather_interpreter": "binfmtctl.doctor.gather_entry",
+    "gather_managers": "binfmtctl.doctor.gather_boot",
+    "gather_persist": "binfmtctl.doctor.gather_boot",
+    "gather_rootless": "binfmtctl.doctor.gather_boot",
+    "managers_in": "binfmtctl.doctor.gather_boot",
+    "persist_in": "binfmtctl.doctor.gather_boot",
+    "Image": "binfmtctl.doctor.image",
+    "DoctorReport": "binfmtctl.doctor.run",
+    "DoctorRequest": "binfmtctl.doctor.run",
+    "run_doctor": "binfmtctl.doctor.run",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "CHECKS",
@@ -171,7 +257,6 @@ __all__ = [
     "check_targets",
     "check_usage",
     "context_in",
-    "gather",
     "gather_context",
     "gather_interpreter",
     "gather_managers",

@@ -8,13 +8,16 @@ from collections.abc import Mapping
 from binfmtctl.binfmt_misc import CAP_SYS_ADMIN, DEFAULT_MOUNT, MountState
 from binfmtctl.entry import Entry
 from binfmtctl.hijack import NativeSamples
-from binfmtctl.install import ProbeResult
-from binfmtctl.interpreters import FileFacts
 from binfmtctl.record import dataclass, field
 from binfmtctl.rules import KernelProfile
 from binfmtctl.systemd_paths import SYSTEMD_BINFMT
-from binfmtctl.trust import Verdict
-from binfmtctl.usage import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: status reads these records without importing install
+    from binfmtctl.install import ProbeResult
+    from binfmtctl.interpreters import FileFacts
+    from binfmtctl.trust import Verdict
+    from binfmtctl.usage import Snapshot
 
 SEVERITIES = ("error", "warning", "info")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}

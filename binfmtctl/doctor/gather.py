@@ -16,10 +16,10 @@ from binfmtctl.binfmt_misc import (
     cap_eff,
     mount_state,
     on_read_only_fs,
-    open_exec_errno,
 )
-from binfmtctl.doctor.facts import ContextFacts, HostFacts, InterpreterFacts
+from binfmtctl.doctor.facts import ContextFacts, HostFacts
 from binfmtctl.doctor.gather_boot import gather_rootless, persist_in
+from binfmtctl.doctor.gather_entry import gather_interpreter
 from binfmtctl.doctor.image import Image
 from binfmtctl.entry import Entry
 from binfmtctl.errors import BinfmtctlError
@@ -85,13 +85,6 @@ def context_in(image: Image, proc: str = "/proc", mount: str = DEFAULT_MOUNT) ->
         proc_sys_writable=not on_read_only_fs(os.path.join(proc, "sys", "fs")),
         register_writable=os.access(register, os.W_OK) if os.path.exists(register) else None,
     )
-
-
-def gather_interpreter(path: str) -> InterpreterFacts:
-    from binfmtctl.interpreters import gather_facts
-    from binfmtctl.trust import check as trust_check
-
-    return InterpreterFacts(gather_facts(path), open_exec_errno(path), trust_check(path))
 
 
 @dataclass(frozen=True)
@@ -192,5 +185,5 @@ def _gather_usage(entries: Sequence[Entry]) -> Snapshot | None:
 
     try:
         return usage.snapshot({e.interpreter for e in entries})
-    except Exception:  # psutil missing or /proc unreadable: the other checks still run
+    except Exception:  # /proc unreadable: the other checks still run
         return None
