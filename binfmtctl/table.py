@@ -579,8 +579,14 @@ class ElfKind:
 Recognized = HandlerKind | QemuTarget | ElfKind
 
 
+#: recognize()'s answers by what it reads of an entry (status asks twice per entry: doctor's
+#: checks through qemu_target(), the row's kind through classify()); bounded, answers immutable
+_RECOGNIZED: dict[tuple[object, ...], Recognized | None] = {}
+
+
 def recognize(entry: Entry) -> Recognized | None:
-    """Which known handler or QEMU target a live entry is, or None.
+    """Which known handler or QEMU target a live entry is, or None (computed once per entry:
+    the answer depends only on the fields in the key below and the packaged table).
 
     Non-QEMU handlers are recognised first, by name/interpreter/magic (Rosetta, box64 and FEX
     reuse QEMU's x86 magics). QEMU targets are then recognised by ``how``:
@@ -593,6 +599,18 @@ def recognize(entry: Entry) -> Recognized | None:
 
     An entry whose mask and magic differ in length (the kernel never stores one) is nothing.
     """
+    e = entry
+    key = (e.name, e.type, e.interpreter, e.offset, e.magic, e.mask, e.extension)
+    if key in _RECOGNIZED:
+        return _RECOGNIZED[key]
+    found = _recognize(entry)
+    if len(_RECOGNIZED) >= 1024:
+        _RECOGNIZED.clear()
+    _RECOGNIZED[key] = found
+    return found
+
+
+def _recognize(entry: Entry) -> Recognized | None:
     for handler in table().handlers:
         if handler.matches(entry):
             return HandlerKind(handler.kind, handler.id, handler.description)
