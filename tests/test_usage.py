@@ -302,3 +302,93 @@ def test_doctor_says_when_a_container_engine_runs(sandbox: Sandbox, tmp_path: Pa
     finally:
         p.kill()
         p.wait()
+
+
+# -- the /proc reader says what psutil says ----------------------------------------------------------
+def _psutil_view(pid: int) -> tuple[str, list[str], str] | None:
+    try:
+        p = psutil.Process(pid)
+        return p.name(), p.cmdline(), p.username()
+    except psutil.Error:
+        return None  # ended, or not ours to read: nothing to compare
+
+
+def _our_view(pid: int) -> tuple[str, list[str], str] | None:
+    try:
+        return usage.process_name(pid), usage.command_line(pid), usage.username(pid)
+    except OSError:
+        return None
+
+
+def test_names_command_lines_and_users_are_psutils_on_every_live_process(
+    foreign: tuple[Sandbox, Foreign], tmp_path: Path
+) -> None:
+    """Every process of the host, the foreign one running under QEMU and one whose name the
+    kernel cuts at 15 characters (psutil then takes argv[0]'s) included."""
+    _, f = foreign
+    long_name = tmp_path / "a-program-with-a-long-name"
+    shutil.copy("/bin/sleep", long_name)
+    sleeper = subprocess.Popen([str(long_name), "60"])
+    try:
+        compared = {}
+        for pid in psutil.pids():
+            theirs, ours = _psutil_view(pid), _our_view(pid)
+            if theirs is not None and ours is not None and _psutil_view(pid) == theirs:
+                assert ours == theirs, pid
+                compared[pid] = ours
+        assert compared[sleeper.pid][0] == "a-program-with-a-long-name"
+        assert compared[f.pid][1][1].endswith("probe-aarch64-wait")  # QEMU's own argv
+        assert len(compared) > 10
+        (user,) = usage.snapshot([QEMU]).users(QEMU)
+        assert (user.pid, user.name, list(user.cmdline), user.username) == (
+            f.pid,
+            *compared[f.pid],
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+STAT_TAIL = (
+    b" S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("comm", "cmdline"),
+    [
+        (b"sh", b"/bin/sh\x00-c\x00echo hi\x00"),  # NUL-separated, as exec leaves it
+        (b"a (b) c)", b"x\x00"),  # parentheses in the name: the last ')' ends it
+        (b"chrome", b"/opt/chrome --type=renderer --lang=en"),  # setproctitle: spaces, no NUL
+        (b"chrome", b"/opt/chrome --type=gpu\x00"),  # spaces, one NUL at the end
+        (b"x", b"a\x00\x00b\x00"),  # an empty argument
+        (b"x", b"a\x00b"),  # no NUL at the end: psutil splits at spaces (there are none)
+        (b"x", b"a\r\nb\x00c\rd\x00"),  # psutil reads text: universal newlines
+        (b"zombie", b""),  # a zombie, or a kernel thread: no command line
+        (b"caf\xc3\xa9", b"caf\xe9\x00\xff\xfe\x00"),  # not UTF-8: surrogate escapes, both
+        (b"a-program-with-", b"/usr/bin/a-program-with-a-long-name\x00x\x00"),  # cut name
+        (b"a-program-with-", b"/usr/bin/other\x00"),  # cut, argv[0] is not its start
+    ],
+)
+def test_the_reader_parses_proc_files_as_psutil_does(
+    comm: bytes, cmdline: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psutil's own Linux reader, pointed at a fake /proc, is the oracle for every shape."""
+    pid = 4242
+    d = tmp_path / str(pid)
+    d.mkdir()
+    (d / "stat").write_bytes(f"{pid} (".encode() + comm + b")" + STAT_TAIL)
+    (d / "cmdline").write_bytes(cmdline)
+    (d / "status").write_bytes(b"Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n")
+    from psutil import _pslinux
+
+    monkeypatch.setattr(psutil, "PROCFS_PATH", str(tmp_path))
+    theirs = _pslinux.Process(pid)
+    expected_args = theirs.cmdline()
+    assert usage.command_line(pid, str(tmp_path)) == expected_args
+    name = theirs.name()
+    if len(name) >= 15 and expected_args:  # psutil.Process.name()'s rule, on top
+        full = os.path.basename(expected_args[0])
+        name = full if full.startswith(name) else name
+    assert usage.process_name(pid, str(tmp_path)) == name
+    assert usage.username(pid, str(tmp_path)) == "root"
