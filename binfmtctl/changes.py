@@ -49,7 +49,7 @@ def _refusal(*checks: Any) -> Refusal | None:
 
 
 def _private(wrote: bool) -> bool:
-    from binfmtctl.sandbox import in_initial_user_namespace
+    from binfmtctl.userns import in_initial_user_namespace
 
     return wrote and not in_initial_user_namespace()
 

@@ -30,6 +30,7 @@ from types import TracebackType
 from binfmtctl import proc
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.record import dataclass
+from binfmtctl.userns import in_initial_user_namespace as in_initial_user_namespace
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
 MIN_KERNEL = (6, 7)
@@ -174,15 +175,6 @@ def require_available() -> None:
     why = unavailable_reason()
     if why is not None:
         raise SandboxUnavailable(why[0], fix=why[1])
-
-
-def in_initial_user_namespace() -> bool:
-    """Is this process in the host's (initial) user namespace?"""
-    try:
-        with open("/proc/self/uid_map", encoding="ascii") as f:
-            return f.read().split() == ["0", "0", "4294967295"]
-    except OSError:
-        return True  # cannot tell: assume the host, the safe answer
 
 
 def mount_private(path: str = DEFAULT_MOUNT) -> None:

@@ -103,7 +103,7 @@ def report_actions(actions: Sequence[Any], dry_run: bool) -> None:
 def scope_note() -> None:
     """Say it plainly when the table written is private to a user namespace."""
     from binfmtctl.cli.render.changes import SCOPE_NOTE
-    from binfmtctl.sandbox import in_initial_user_namespace
+    from binfmtctl.userns import in_initial_user_namespace
 
     if not in_initial_user_namespace():
         click.echo(f"note: {SCOPE_NOTE}", err=True)

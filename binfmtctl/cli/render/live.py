@@ -10,8 +10,8 @@ from binfmtctl.live import ControlFileReport, ShowReport, StatusReport, StatusUn
 
 
 def hidden_note(out: Out, hidden: int) -> None:
-    from binfmtctl.sandbox import in_initial_user_namespace
     from binfmtctl.usage import hidden_note
+    from binfmtctl.userns import in_initial_user_namespace
 
     note = hidden_note(hidden, root=os.geteuid() == 0, initial_userns=in_initial_user_namespace())
     if note:
