@@ -141,8 +141,13 @@ class Target:
 
     def matches_header(self, header: bytes) -> bool:
         """Would this target's entry match a file starting with ``header``?"""
-        window = header[: len(self.magic)].ljust(len(self.magic), b"\0")
-        return all((w ^ m) & k == 0 for w, m, k in zip(window, self.magic, self.mask, strict=True))
+        n = len(self.magic)
+        if len(self.mask) != n:
+            raise ValueError(f"{self.name}: mask and magic differ in length")
+        # one big-integer operation, as Entry.matches_header: status's per-entry checks ask
+        # every target of every live entry's mask coverage
+        w = int.from_bytes(header[:n].ljust(n, b"\0"), "big")
+        return (w ^ int.from_bytes(self.magic, "big")) & int.from_bytes(self.mask, "big") == 0
 
     def matches_elf(self, class_: int, endian: str, machine: int, e_flags: int = 0) -> bool:
         """Do these ELF facts describe a binary of this target (ignoring e_type/OSABI)?"""

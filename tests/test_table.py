@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from binfmtctl import table
 from binfmtctl.entry import Entry, escape_bytes, unescape
@@ -687,3 +689,22 @@ def test_qemu_target_is_typed_and_total() -> None:
     # a mask longer than the magic (the kernel refuses it; a hand-made Entry may hold it)
     odd = Entry("qemu-aarch64", "M", "/x", magic=aarch64.magic, mask=aarch64.mask + b"\xff")
     assert table.classify(odd) is None and table.qemu_target(odd) is None
+
+
+@settings(max_examples=300)
+@given(
+    index=st.integers(min_value=0),
+    header=st.binary(max_size=24),
+    flips=st.lists(st.integers(min_value=0, max_value=19 * 8 + 7), max_size=3),
+)
+def test_a_target_matches_a_header_as_its_entry_does(
+    index: int, header: bytes, flips: list[int]
+) -> None:
+    """Target.matches_header (big-integer arithmetic) is the kernel-exact Entry test of the
+    target's own entry: on random headers, and on the target's sample with a few bits flipped."""
+    t = table.targets()[index % len(table.targets())]
+    sample = bytearray(t.sample_header())
+    for bit in flips:
+        sample[bit // 8] ^= 1 << (bit % 8)
+    for h in (header, bytes(sample)):
+        assert t.matches_header(h) == t.entry("/q").matches_header(h)
