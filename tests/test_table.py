@@ -708,3 +708,29 @@ def test_a_target_matches_a_header_as_its_entry_does(
         sample[bit // 8] ^= 1 << (bit % 8)
     for h in (header, bytes(sample)):
         assert t.matches_header(h) == t.entry("/q").matches_header(h)
+
+
+@settings(max_examples=300)
+@given(
+    index=st.integers(min_value=0),
+    offset=st.integers(min_value=0, max_value=4),
+    length=st.integers(min_value=1, max_value=20),
+    flips=st.lists(st.integers(min_value=0, max_value=20 * 8 - 1), max_size=4),
+    masked=st.booleans(),
+)
+def test_matched_targets_is_the_entry_test_on_every_sample(
+    index: int, offset: int, length: int, flips: list[int], masked: bool
+) -> None:
+    """An entry cut from a target's sample (some bits flipped, with or without a mask)
+    matches the same samples through matched_targets as through Entry.matches_header."""
+    t = table.targets()[index % len(table.targets())]
+    data = bytearray(t.sample_header())
+    for bit in flips:
+        data[bit // 8] ^= 1 << (bit % 8)
+    magic = bytes(data[offset : offset + length])
+    mask = t.mask[offset : offset + length].ljust(len(magic), b"\xff") if masked else None
+    e = Entry(name="x", type="M", interpreter="/q", offset=offset, magic=magic, mask=mask)
+    expected = [
+        s for s, headers in table._sample_headers() if any(e.matches_header(h) for h in headers)
+    ]
+    assert table.matched_targets(e) == expected
