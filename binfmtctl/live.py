@@ -163,13 +163,16 @@ def status(
 ) -> StatusReport | StatusUnavailable:
     """The live table (or the entries and control files named)."""
     from binfmtctl.binfmt_misc import NotMounted
-    from binfmtctl.control_files import explain
 
     try:
         st = bm.require_mounted()
     except NotMounted as e:
         return StatusUnavailable(bm.mount_state(), None, (), e.format_message(), e)
-    controls = [c for n in dict.fromkeys(names) if (c := explain(n, bm.path)) is not None]
+    controls = []
+    if names:  # `status register`: a control file, explained
+        from binfmtctl.control_files import explain
+
+        controls = [c for n in dict.fromkeys(names) if (c := explain(n, bm.path)) is not None]
     control_names = {c.name for c in controls}
     entry_names = [n for n in names if n not in control_names]
     got = entry_rows(bm, entry_names, scope) if entry_names or not names else Rows((), 0)

@@ -34,6 +34,8 @@ UNUSED = {
     "binfmtctl.cli.emulate",
     "binfmtctl.cli.persist",
     "binfmtctl.cli.doctor",
+    "binfmtctl.control_files",  # only when names are given (`status register`)
+    "click.shell_completion",  # only when completing
 }
 
 

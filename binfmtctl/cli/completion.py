@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 
 import click
-from click.shell_completion import CompletionItem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported where a completion runs: every command imports this module
+    from click.shell_completion import CompletionItem
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_BINFMTCTL_COMPLETE"
@@ -47,6 +50,8 @@ def live_entry_names(ctx: click.Context) -> list[str]:
 def complete_targets(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
     low = incomplete.lower()
     return [CompletionItem(n, help=h) for n, h in target_names() if n.lower().startswith(low)]
 
@@ -54,6 +59,8 @@ def complete_targets(
 def complete_entries(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
     return [CompletionItem(n) for n in live_entry_names(ctx) if n.startswith(incomplete)]
 
 
@@ -61,6 +68,8 @@ def complete_uninstall(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """`all`, target names and aliases, and live entry names."""
+    from click.shell_completion import CompletionItem
+
     items = [CompletionItem("all", help="every qemu entry binfmtctl registered")]
     items = [i for i in items if i.value.startswith(incomplete)]
     seen = {i.value for i in items}
