@@ -127,7 +127,7 @@ def entry_rows(bm: Any, names: Sequence[str] = (), scope: Scope = _same) -> Rows
 
     entries = bm.entries()
     wanted = [e for e in entries if not names or e.name in names]
-    # no entry, no process walk (nor the psutil import)
+    # no entry, no process walk
     snap = usage.snapshot({e.interpreter for e in wanted}) if wanted else usage.Snapshot()
     owned = bm.owned()
     findings = entry_findings(wanted, bm.profile)
