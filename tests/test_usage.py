@@ -327,8 +327,14 @@ def test_names_command_lines_and_users_are_psutils_on_every_live_process(
     kernel cuts at 15 characters (psutil then takes argv[0]'s) included."""
     _, f = foreign
     long_name = tmp_path / "a-program-with-a-long-name"
-    shutil.copy("/bin/sleep", long_name)
-    sleeper = subprocess.Popen([str(long_name), "60"])
+    shutil.copy("/bin/sh", long_name)
+    long_named = subprocess.Popen(
+        [str(long_name), "-c", "echo ready; read line"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert long_named.stdout is not None and long_named.stdin is not None
+    assert long_named.stdout.readline() == b"ready\n"  # it runs as itself now (exec is done)
     try:
         compared = {}
         for pid in psutil.pids():
@@ -336,17 +342,19 @@ def test_names_command_lines_and_users_are_psutils_on_every_live_process(
             if theirs is not None and ours is not None and _psutil_view(pid) == theirs:
                 assert ours == theirs, pid
                 compared[pid] = ours
-        assert compared[sleeper.pid][0] == "a-program-with-a-long-name"
+        assert compared[long_named.pid][0] == "a-program-with-a-long-name"
         assert compared[f.pid][1][1].endswith("probe-aarch64-wait")  # QEMU's own argv
         assert len(compared) > 10
-        (user,) = usage.snapshot([QEMU]).users(QEMU)
+        # other processes may run this QEMU too (tests elsewhere on the host): take ours
+        (user,) = [u for u in usage.snapshot([QEMU]).users(QEMU) if u.pid == f.pid]
         assert (user.pid, user.name, list(user.cmdline), user.username) == (
             f.pid,
             *compared[f.pid],
         )
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        long_named.stdin.close()
+        long_named.wait()
+        long_named.stdout.close()
 
 
 STAT_TAIL = (
