@@ -13,7 +13,6 @@ the package.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -392,6 +391,8 @@ def get_target(alias: str) -> Target:
     found = index.get(key) or index.get(normalize_host_machine(key))
     if found is not None:
         return found
+    import difflib  # only to name close matches for an unknown target
+
     close = difflib.get_close_matches(key, list(index), n=4, cutoff=0.6)
     raise UnknownTargetError(alias, close)
 
