@@ -17,7 +17,6 @@ import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
@@ -25,6 +24,10 @@ from binfmtctl import resources
 from binfmtctl.entry import Entry, unescape
 from binfmtctl.errors import BinfmtctlError, UsageError
 from binfmtctl.record import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TABLE_FILE = "magic_table.yaml"
 
@@ -343,9 +346,13 @@ def load_table(resource: Resource | str | os.PathLike[str]) -> Table:
     form (:mod:`binfmtctl.table_compiled`) when that was compiled from this very text."""
     from binfmtctl import table_compiled
 
-    res: Resource = Path(resource) if isinstance(resource, (str, os.PathLike)) else resource
+    res = os.fspath(resource) if isinstance(resource, (str, os.PathLike)) else resource
     try:
-        text = res.read_text(encoding="utf-8")
+        if isinstance(res, str):  # a path: read without pathlib (status loads the table)
+            with open(res, encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = res.read_text(encoding="utf-8")
     except OSError as exc:
         raise TableError(f"cannot read magic table {res}: {exc}") from exc
     data = table_compiled.load(text)
@@ -365,7 +372,7 @@ def load_table(resource: Resource | str | os.PathLike[str]) -> Table:
 @functools.lru_cache(maxsize=1)
 def table() -> Table:
     """The packaged table, loaded once."""
-    return load_table(locate_table())
+    return load_table(resources.shipped(TABLE_FILE, "data") or locate_table())
 
 
 # -- lookups ----------------------------------------------------------------------------------

@@ -32,11 +32,12 @@ def render(document: object, yaml_text: str) -> str:
 def load(yaml_text: str) -> dict[str, object] | None:
     """The parsed document of ``yaml_text`` from the shipped compiled file, or None when
     there is none or it was compiled from another text."""
-    found, _, _ = resources.locate(COMPILED_FILE, "data")
+    found = resources.shipped(COMPILED_FILE, "data")
     if found is None:
         return None
     try:
-        compiled = json.loads(found.read_text(encoding="utf-8"))
+        with open(found, encoding="utf-8") as f:
+            compiled = json.loads(f.read())
     except (OSError, ValueError):
         return None
     if not isinstance(compiled, dict) or compiled.get("source_digest") != digest(yaml_text):
@@ -47,9 +48,11 @@ def load(yaml_text: str) -> dict[str, object] | None:
 
 def main() -> None:
     """Regenerate ``data/magic_table.json`` of this checkout from its YAML."""
+    from pathlib import Path
+
     import yaml
 
-    source = resources.CHECKOUT / "data" / SOURCE_FILE
+    source = Path(resources.CHECKOUT_DIR) / "data" / SOURCE_FILE
     text = source.read_text(encoding="utf-8")
     document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     out = source.with_name(COMPILED_FILE)

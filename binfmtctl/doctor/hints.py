@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from binfmtctl import table
 from binfmtctl.binfmt_misc import is_standard_mount
@@ -52,4 +51,6 @@ def mount_fix(facts: HostFacts) -> str:
 
 def in_binfmt_d(path: str) -> bool:
     """A path inside a binfmt.d directory (systemd-binfmt's, not update-binfmts')."""
-    return "binfmt.d" in Path(path).parts[:-1]
+    from pathlib import PurePath  # doctor's persistence checks only: not on status's path
+
+    return "binfmt.d" in PurePath(path).parts[:-1]
