@@ -386,6 +386,14 @@ def handlers() -> list[Handler]:
     return list(table().handlers)
 
 
+def find_target(alias: str) -> Target | None:
+    """:func:`get_target`'s answer, or None where it would raise (a legacy target's name,
+    say): for checks that only skip such a name, without building the error's suggestions."""
+    index = table().by_alias
+    key = alias.strip().lower()
+    return index.get(key) or index.get(normalize_host_machine(key))
+
+
 def get_target(alias: str) -> Target:
     """The target named by a QEMU name or any alias (case-insensitive).
 
@@ -393,14 +401,13 @@ def get_target(alias: str) -> Target:
     :func:`normalize_host_machine` (``armv5tejl`` -> arm). Raises :class:`UnknownTargetError`
     naming close matches.
     """
-    index = table().by_alias
-    key = alias.strip().lower()
-    found = index.get(key) or index.get(normalize_host_machine(key))
+    found = find_target(alias)
     if found is not None:
         return found
     import difflib  # only to name close matches for an unknown target
 
-    close = difflib.get_close_matches(key, list(index), n=4, cutoff=0.6)
+    key = alias.strip().lower()
+    close = difflib.get_close_matches(key, list(table().by_alias), n=4, cutoff=0.6)
     raise UnknownTargetError(alias, close)
 
 

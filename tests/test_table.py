@@ -734,3 +734,15 @@ def test_matched_targets_is_the_entry_test_on_every_sample(
         s for s, headers in table._sample_headers() if any(e.matches_header(h) for h in headers)
     ]
     assert table.matched_targets(e) == expected
+
+
+def test_find_target_answers_as_get_target_or_none_where_it_raises() -> None:
+    names = [a for t in table.targets() for a in (t.name, *t.aliases, t.name.upper())]
+    names += [t.name for t in table.table().legacy] + ["armv7l", "i686", "amd64", "nope", ""]
+    for name in names:
+        try:
+            expected: table.Target | None = table.get_target(name)
+        except table.UnknownTargetError:
+            expected = None
+        assert table.find_target(name) == expected, name
+    assert table.find_target("cris") is None  # legacy: status's host-family check skips it

@@ -239,10 +239,10 @@ def check_host_family(e: Entry, facts: HostFacts) -> Finding | None:
         return None
     try:
         host = table.host_target(facts.uname_m)
-        target = table.get_target(t)
     except BinfmtctlError:
         return None
-    if target.family != host.family or target.name == host.name:
+    target = table.find_target(t)  # None for a legacy target (cris): not the host's family
+    if target is None or target.family != host.family or target.name == host.name:
         return None
     return Finding(
         "host-family",
