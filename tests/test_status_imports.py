@@ -36,6 +36,8 @@ UNUSED = {
     "binfmtctl.cli.doctor",
     "binfmtctl.control_files",  # only when names are given (`status register`)
     "click.shell_completion",  # only when completing
+    "pathlib",  # the table is found and read with os.path (resources.shipped)
+    "difflib",  # suggestions only for a name that is not found
 }
 
 
