@@ -71,9 +71,10 @@ BUSY = 2.0
 #: an entry whose 7-byte magic matches the host's own programs: validate reads the programs
 #: on PATH to say which (the worst case)
 ENTRY = r":t:M::\x7fELF\x02\x01\x01::/bin/true:F"
-#: QEMU's aarch64 entry as `binfmtctl gen aarch64` prints it (the usual case)
+#: QEMU's aarch64 entry as `binfmtctl gen aarch64` prints it (the usual case), under another
+#: name: the live table the rows run against has qemu-aarch64 already
 QEMU_ENTRY = (
-    r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
+    r":aarch64-check:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
     r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
     r":/usr/bin/qemu-aarch64-static:F"
 )
