@@ -227,7 +227,7 @@ def build_context(dest: Path) -> Path:
     for name in ("pyproject.toml", "README.md", ".dockerignore"):
         shutil.copy2(ROOT / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("binfmtctl", "data", "systemd", "deploy"):
+    for name in ("binfmtctl", "launcher", "data", "systemd", "deploy"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     p = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(dest / "wheels"), str(dest)],
