@@ -35,12 +35,12 @@ from binfmtctl.ownership import OwnershipStore, Records, reconcile
 from binfmtctl.plan import Action
 from binfmtctl.record import replace
 from binfmtctl.rules import KernelProfile, validate
+from binfmtctl.statedir import DEFAULT_STATE_DIR as DEFAULT_STATE_DIR
+from binfmtctl.statedir import state_dir_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-DEFAULT_STATE_DIR = "/run/binfmtctl"
 
 
 class KernelRefused(BinfmtctlError):
@@ -173,7 +173,7 @@ class BinfmtMisc:
         profile: KernelProfile | None = None,
     ) -> None:
         self.path = mount_path(path)
-        self.state_dir = state_dir or os.environ.get("BINFMTCTL_STATE_DIR") or DEFAULT_STATE_DIR
+        self.state_dir = state_dir_path(state_dir)
         self.profile = profile or KernelProfile.current_default()
         self._lock_depth = 0
         self._store: OwnershipStore | None = None  # while locked: the journal being kept

@@ -48,6 +48,8 @@ import stat
 import sys
 
 from binfmtctl import __version__, hostfacts
+from binfmtctl.mountstate import CONTROL_FILES, mount_path
+from binfmtctl.statedir import LOCK_NAME, clean_tmp, dir_problem, state_dir_path, write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,16 +59,12 @@ if TYPE_CHECKING:
 FORMAT = 1
 CACHE_ENV = "BINFMTCTL_CACHE_DIR"
 DEFAULT_CACHE_DIR = "/var/cache/binfmtctl"
+#: persist.paths.DEFAULT_CONFIG (that module imports pathlib): a key whose path differs from
+#: the one the full apply reads records nothing (fastpath.run_apply compares them)
 DEFAULT_CONFIG = "/etc/binfmt.d/zz-binfmtctl.conf"
-DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
-DEFAULT_STATE_DIR = "/run/binfmtctl"
 MAX_PLAN = 1 << 20
 #: plans kept per (mount, config): one per starting table (see Key.prefix)
 KEEP = 4
-#: the ownership store's file names (binfmtctl.ownership)
-LOCK_NAME = "lock"
-TMP_SUFFIX = ".tmp"
-CONTROL_FILES = ("register", "status")
 #: set by the crash tests to kill binfmtctl between kernel writes: always the full path
 KILL_HOOK = "BINFMTCTL_TEST_KILL_AFTER_WRITES"
 
@@ -79,9 +77,9 @@ class Key:
 
     def __init__(self, mount: str | None, config: str | None) -> None:
         env = os.environ
-        self.mount = mount or env.get("BINFMTCTL_MOUNT") or DEFAULT_MOUNT
+        self.mount = mount_path(mount)
         self.config = os.path.abspath(config or env.get("BINFMTCTL_CONFIG") or DEFAULT_CONFIG)
-        self.state_dir = env.get("BINFMTCTL_STATE_DIR") or DEFAULT_STATE_DIR
+        self.state_dir = state_dir_path()
         self.cache_dir = env.get(CACHE_ENV) or DEFAULT_CACHE_DIR
         self.usable = not env.get(KILL_HOOK)
 
@@ -223,33 +221,12 @@ def _private_dir_fd(path: str, *, create: bool) -> int | None:
     except OSError:
         return None
     st = os.fstat(fd)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+    if dir_problem(st, os.geteuid()) is not None:
         os.close(fd)
         return None
     if st.st_mode & 0o077:
         _quietly(os.fchmod, fd, 0o700)  # ours, readable by others: private (as ownership.py)
     return fd
-
-
-def write_atomic(dfd: int, name: str, data: bytes) -> None:
-    """Replace ``name`` in the directory: a 0600 temporary file, fsync'd, renamed over."""
-    tmp = f"{name}.{os.getpid()}{TMP_SUFFIX}"
-    _quietly(os.unlink, tmp, dir_fd=dfd)
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd
-    )
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp, dir_fd=dfd)
-        raise
-    os.close(fd)
-    os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
 
 
 # -- the plan file -----------------------------------------------------------------------------------
@@ -349,7 +326,7 @@ def replay(key: Key) -> tuple[Sequence[Line], int] | None:
             if not stat.S_ISREG(os.fstat(lk).st_mode):
                 return None
             fcntl.flock(lk, fcntl.LOCK_EX)
-            _clean_tmp(dfd)
+            clean_tmp(dfd, "owned-")
             if not _run(key, plan, dfd):
                 return None
         finally:
@@ -357,13 +334,6 @@ def replay(key: Key) -> tuple[Sequence[Line], int] | None:
     finally:
         os.close(dfd)
     return plan["lines"], plan["code"]
-
-
-def _clean_tmp(dfd: int) -> None:
-    """Under the lock no other writer runs: every temporary file is a killed run's."""
-    for n in os.listdir(dfd):
-        if n.startswith("owned-") and n.endswith(TMP_SUFFIX):
-            _quietly(os.unlink, n, dir_fd=dfd)
 
 
 def _run(key: Key, plan: dict[str, Any], dfd: int) -> bool:

@@ -456,11 +456,6 @@ def _host() -> tuple[Identity | None, bool, set[tuple[int, str, int]]]:
     return host, x32, kinds
 
 
-def reads_path(candidates: Sequence[Entry]) -> bool:
-    """Would :func:`gather` read the files on PATH to judge ``candidates``? Edge."""
-    return any(may_match_path_files(e, _host()[2]) for e in candidates)
-
-
 def gather(candidates: Sequence[Entry] | None = None) -> NativeSamples:
     """What this host runs natively. Edge: reads /proc/self/exe and PATH (and the default
     PATH, since root's exec may use it). With ``candidates`` (the entries to be judged), the
@@ -469,6 +464,14 @@ def gather(candidates: Sequence[Entry] | None = None) -> NativeSamples:
     ``apply`` of them opens no program on PATH, with the same verdicts. The names on PATH
     matter only to E entries (their extensions): such a batch of M entries does not even
     list PATH's directories (3 to 5 ms of a ``binfmtctl validate`` here)."""
+    return gather_listing(candidates)[0]
+
+
+def gather_listing(
+    candidates: Sequence[Entry] | None = None,
+) -> tuple[NativeSamples, bool]:
+    """:func:`gather`, and whether it listed PATH (read its programs, or took the names
+    for an E entry): then the samples depend on PATH, which a boot plan does not record."""
     host, x32, kinds = _host()
     path_var = ":".join(
         dict.fromkeys((os.environ.get("PATH") or "").split(":") + DEFAULT_PATH.split(":"))
@@ -476,4 +479,4 @@ def gather(candidates: Sequence[Entry] | None = None) -> NativeSamples:
     read = candidates is None or any(may_match_path_files(e, kinds) for e in candidates)
     listed = read or (candidates is not None and any(e.type != "M" for e in candidates))
     headers, names = scan_path(path_var, read_heads=read) if listed else ([], [])
-    return samples(host, headers, names, x32=x32)
+    return samples(host, headers, names, x32=x32), listed

@@ -29,6 +29,8 @@ from collections.abc import Iterator, Mapping
 
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.record import dataclass, field
+from binfmtctl.statedir import LOCK_NAME, clean_tmp, write_atomic
+from binfmtctl.statedir import dir_problem as dir_problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,8 +38,6 @@ if TYPE_CHECKING:
 
 #: a records file larger than this is not binfmtctl's (a full table is a few KiB)
 MAX_RECORD_BYTES = 1 << 20
-LOCK_NAME = "lock"
-TMP_SUFFIX = ".tmp"
 
 
 class OwnershipError(BinfmtctlError):
@@ -92,17 +92,6 @@ def reconcile(records: Records, live: Mapping[str, str]) -> dict[str, str]:
     out = {n: v for n, v in records.owned.items() if live.get(n) == v}
     out.update({n: v for n, v in records.pending.items() if live.get(n) == v})
     return out
-
-
-def dir_problem(st: os.stat_result, euid: int) -> str | None:
-    """Why a state directory with these facts cannot be trusted (None: it can)."""
-    if not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
-    if st.st_uid != euid:
-        return f"is owned by uid {st.st_uid}, not by uid {euid} who runs binfmtctl"
-    if st.st_mode & 0o022:
-        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
-    return None
 
 
 # -- the store (I/O) -------------------------------------------------------------------------------
@@ -239,42 +228,10 @@ class OwnershipStore:
             ) from None
 
     def _write(self, dfd: int, records: Records) -> None:
-        tmp = f"{self.name}.{os.getpid()}{TMP_SUFFIX}"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dfd)
-        f = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-            dir_fd=dfd,
-        )
-        try:
-            os.fchmod(f, 0o600)  # whatever the umask
-            data = whole = render_records(records)
-            while data:
-                data = data[os.write(f, data) :]
-            os.fsync(f)
-        except BaseException:
-            os.close(f)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.close(f)
-        try:
-            os.replace(tmp, self.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
+        data = render_records(records)
+        write_atomic(dfd, self.name, data)
         if self.observer is not None:
-            self.observer.records_written(whole)
-
-    def _clean_tmp(self, dfd: int) -> None:
-        """Under the lock no other writer runs: every temporary file is a killed run's."""
-        for n in os.listdir(dfd):
-            if n.startswith("owned-") and n.endswith(TMP_SUFFIX):
-                with contextlib.suppress(OSError):
-                    os.unlink(n, dir_fd=dfd)
+            self.observer.records_written(data)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -309,7 +266,7 @@ class OwnershipStore:
                         fix=self._dir_fix(),
                     )
                 fcntl.flock(lk, fcntl.LOCK_EX)
-                self._clean_tmp(dfd)
+                clean_tmp(dfd, "owned-")
                 self._fd = dfd
                 try:
                     yield

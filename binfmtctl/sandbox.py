@@ -30,12 +30,11 @@ from types import TracebackType
 from binfmtctl import proc
 from binfmtctl.errors import BinfmtctlError
 from binfmtctl.record import dataclass
+from binfmtctl.statedir import STATE_ENV as STATE_ENV  # set inside a sandbox
 from binfmtctl.userns import in_initial_user_namespace as in_initial_user_namespace
 
 DEFAULT_MOUNT = "/proc/sys/fs/binfmt_misc"
 MIN_KERNEL = (6, 7)
-#: the state directory used inside a sandbox (set through BINFMTCTL_STATE_DIR)
-STATE_ENV = "BINFMTCTL_STATE_DIR"
 
 
 class SandboxUnavailable(BinfmtctlError):

@@ -32,7 +32,15 @@ MNT = "/proc/sys/fs/binfmt_misc"
 QEMU = "/usr/bin/qemu-aarch64-static"
 UNTRUSTED = "a non-root user controls the interpreter"
 #: what a replay may import of binfmtctl: nothing of the core
-REPLAY_MODULES = {"binfmtctl", "binfmtctl.fastpath", "binfmtctl.bootplan", "binfmtctl.hostfacts"}
+REPLAY_MODULES = {
+    "binfmtctl",
+    "binfmtctl.fastpath",
+    "binfmtctl.bootplan",
+    "binfmtctl.hostfacts",
+    "binfmtctl.mountstate",
+    "binfmtctl.statedir",
+    "binfmtctl.record",
+}
 
 
 @dataclass

@@ -54,9 +54,10 @@ class Recorder(HostFacts):
         return trust.walk(path, self._lookup)
 
     def native(self, entries: Sequence[Entry]) -> hijack.NativeSamples:
-        if any(e.type != "M" for e in entries) or hijack.reads_path(entries):
-            self.refuse("the hijack check read the programs on PATH")
-        return hijack.gather(entries)
+        native, listed = hijack.gather_listing(entries)
+        if listed:
+            self.refuse("the hijack check read PATH")
+        return native
 
     def late_mount(self) -> Callable[[str], str | None]:
         real = super().late_mount()
